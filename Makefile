@@ -1,0 +1,29 @@
+# Two entry points: `make demo` runs the main job, `make test` runs the suite.
+# Both create .venv and install the project on first use, and reuse it afterwards.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test bench ui clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2> $(VENV)/install.log \
+		|| { grep -v "is ignored: it is neither" $(VENV)/install.log; exit 1; }
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/python -m inference_assets.demo
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+bench: $(INSTALLED)
+	$(BIN)/python -m benchmarks.run
+
+ui: $(INSTALLED)
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) .dagster_home data deployment/pipeline_v* deployment/LIVE

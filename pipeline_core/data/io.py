@@ -1,0 +1,111 @@
+"""Hive-partitioned parquet I/O: `root/[horizon=H/]date=YYYY-MM-DD/part-0.parquet`."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from pipeline_core.data.schema import validate_ohlcv
+from pipeline_core.errors import DataValidationError
+
+PART_FILE = "part-0.parquet"
+
+
+def partition_dir(root: str | Path, day: date, horizon: int | None = None) -> Path:
+    """The folder of one partition."""
+    root = Path(root)
+    if horizon is not None:
+        root = root / f"horizon={horizon}"
+    return root / f"date={day.isoformat()}"
+
+
+def list_partition_dates(root: str | Path, horizon: int | None = None) -> list[date]:
+    """Dates that have at least one parquet file under `root`, sorted."""
+    base = Path(root) / f"horizon={horizon}" if horizon is not None else Path(root)
+    days = [
+        date.fromisoformat(folder.name.removeprefix("date="))
+        for folder in base.glob("date=*")
+        if folder.is_dir() and any(folder.glob("*.parquet"))
+    ]
+    return sorted(days)
+
+
+def read_bars(
+    root: str | Path, start: date, end: date | None = None, lookback_bars: int = 0
+) -> pl.DataFrame:
+    """Validated bars of the dates `start..end` plus up to `lookback_bars` earlier bars per symbol.
+
+    Every date in the range must exist; the lookback is taken from the nearest earlier
+    date folders, across as many as it needs. Fewer earlier bars than asked for is not an
+    error here: the scorer reports the rows it could not score.
+    """
+    end = end or start
+    if end < start:
+        raise DataValidationError(f"Date range {start}..{end} is empty: end is before start.")
+    available = list_partition_dates(root)
+    wanted = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    missing = sorted(set(wanted) - set(available))
+    if missing:
+        shown = ", ".join(day.isoformat() for day in missing[:5])
+        raise DataValidationError(
+            f"No raw data under {root} for {len(missing)} date(s): {shown}. "
+            f"Expected {partition_dir(root, missing[0])}/*.parquet."
+        )
+    target = _read_dates(root, wanted)
+    history = _lookback(root, [d for d in available if d < start], target, lookback_bars)
+    return validate_ohlcv(pl.concat([history, target]) if history is not None else target)
+
+
+def _read_dates(root: str | Path, days: list[date]) -> pl.DataFrame:
+    files = [f for day in days for f in sorted(partition_dir(root, day).glob("*.parquet"))]
+    return validate_ohlcv(pl.read_parquet(files))
+
+
+def _lookback(
+    root: str | Path, earlier: list[date], target: pl.DataFrame, bars: int
+) -> pl.DataFrame | None:
+    """The last `bars` bars per symbol before the target, reading back one date at a time."""
+    if bars <= 0 or not earlier:
+        return None
+    symbols = target["symbol"].unique().to_list()
+    chunks: list[pl.DataFrame] = []
+    for day in reversed(earlier):
+        chunks.append(_read_dates(root, [day]).filter(pl.col("symbol").is_in(symbols)))
+        counts = pl.concat(chunks)["symbol"].value_counts()
+        if counts.height == len(symbols) and counts["count"].min() >= bars:
+            break
+    history = pl.concat(chunks).sort("symbol", "timestamp")
+    return history.group_by("symbol", maintain_order=True).tail(bars).select(target.columns)
+
+
+def write_partition(
+    frame: pl.DataFrame, root: str | Path, day: date, horizon: int | None = None
+) -> Path:
+    """Write `frame` as the partition's only file, atomically replacing an earlier write."""
+    folder = partition_dir(root, day, horizon)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / PART_FILE
+    # A dot-prefixed name without the .parquet suffix is invisible to dataset readers.
+    temporary = folder / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
+    try:
+        frame.write_parquet(temporary)
+        os.replace(temporary, final)
+    finally:
+        temporary.unlink(missing_ok=True)
+    for stale in folder.glob("*.parquet"):
+        if stale != final:
+            stale.unlink()
+    return final
+
+
+def write_daily_partitions(frame: pl.DataFrame, root: str | Path) -> list[Path]:
+    """Split bars by UTC date and write one partition per date."""
+    dated = frame.with_columns(_date=pl.col("timestamp").dt.date())
+    return [
+        write_partition(part.drop("_date"), root, day)
+        for (day,), part in dated.partition_by("_date", as_dict=True, maintain_order=True).items()
+    ]

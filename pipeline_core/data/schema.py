@@ -1,0 +1,175 @@
+"""The OHLCV data contract: one entry point that reads, normalizes and validates bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import pandas as pd
+import polars as pl
+
+from pipeline_core.errors import DataValidationError
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+REQUIRED_COLUMNS = (*PRICE_COLUMNS, "volume")
+OHLCV_COLUMNS = ("timestamp", "symbol", *REQUIRED_COLUMNS)
+DEFAULT_SYMBOL = "default"
+TIMESTAMP_DTYPE = pl.Datetime("us", "UTC")
+MAX_ROWS_SHOWN = 5
+
+OhlcvSource = Union[pl.DataFrame, pd.DataFrame, str, Path]
+
+
+def validate_ohlcv(source: OhlcvSource) -> pl.DataFrame:
+    """Return `source` as a validated OHLCV frame.
+
+    Accepts a polars or pandas frame (a timestamp index is fine) or a path to a parquet
+    file, a CSV file or a hive-partitioned folder (`root/date=YYYY-MM-DD/*.parquet`).
+    The result has exactly `OHLCV_COLUMNS` (timestamp UTC, symbol, float prices and
+    volume), sorted by symbol then timestamp. Raises `DataValidationError` naming the
+    column, symbol and first offending rows on any breach of the contract.
+    """
+    frame = _normalize_columns(_to_polars(source))
+    if frame.height == 0:
+        raise DataValidationError("OHLCV input is empty: expected at least one bar.")
+    # `row` keeps the input position so errors point at the rows the user gave us.
+    frame = frame.with_row_index("row").select(
+        "row",
+        pl.col("timestamp").pipe(_as_utc_timestamp, frame.schema["timestamp"]),
+        pl.col("symbol").cast(pl.String),
+        *[_as_float(frame, name) for name in REQUIRED_COLUMNS],
+    )
+    _check_values(frame)
+    return frame.sort("symbol", "timestamp", maintain_order=True).drop("row")
+
+
+def _to_polars(source: OhlcvSource) -> pl.DataFrame:
+    if isinstance(source, pl.DataFrame):
+        return source
+    if isinstance(source, pd.DataFrame):
+        return _from_pandas(source)
+    if isinstance(source, (str, Path)):
+        return _read_path(Path(source))
+    raise DataValidationError(
+        f"OHLCV input of type {type(source).__name__} is not supported: expected a polars "
+        "or pandas DataFrame, or a path to a parquet file, CSV file or partitioned folder."
+    )
+
+
+def _from_pandas(frame: pd.DataFrame) -> pl.DataFrame:
+    index = frame.index
+    if isinstance(index, pd.DatetimeIndex) and "timestamp" not in _lower(frame.columns):
+        frame = frame.reset_index(names="timestamp")
+    return pl.from_pandas(frame)
+
+
+def _read_path(path: Path) -> pl.DataFrame:
+    if not path.exists():
+        raise DataValidationError(f"OHLCV path {path} does not exist.")
+    if path.is_dir():
+        files = sorted(path.glob("date=*/*.parquet"))
+        if not files:
+            raise DataValidationError(
+                f"Folder {path} holds no partitions: expected date=YYYY-MM-DD/*.parquet."
+            )
+        return pl.read_parquet(files, hive_partitioning=False)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pl.read_parquet(path)
+    if suffix in (".csv", ".txt"):
+        return _read_csv(path)
+    raise DataValidationError(
+        f"OHLCV file {path.name} has an unknown type {suffix!r}: expected .parquet or .csv."
+    )
+
+
+def _read_csv(path: Path) -> pl.DataFrame:
+    frame = pl.read_csv(path, try_parse_dates=True)
+    first = frame.columns[0]
+    # An unnamed first column (a written pandas index) is the timestamp.
+    if (first == "" or first.startswith("Unnamed")) and "timestamp" not in _lower(frame.columns):
+        frame = frame.rename({first: "timestamp"})
+    return frame
+
+
+def _lower(columns) -> list[str]:
+    return [str(name).strip().lower() for name in columns]
+
+
+def _normalize_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    lowered = _lower(frame.columns)
+    duplicated = sorted({name for name in lowered if lowered.count(name) > 1})
+    if duplicated:
+        raise DataValidationError(
+            f"Columns {duplicated} appear more than once when matched case-insensitively."
+        )
+    frame = frame.rename(dict(zip(frame.columns, lowered)))
+    missing = sorted(set(("timestamp", *REQUIRED_COLUMNS)) - set(lowered))
+    if missing:
+        raise DataValidationError(
+            f"OHLCV input is missing columns {missing[:MAX_ROWS_SHOWN]}: got "
+            f"{sorted(lowered)[:12]}; expected timestamp, open, high, low, close, volume "
+            "and an optional symbol (names match case-insensitively)."
+        )
+    if "symbol" not in lowered:
+        frame = frame.with_columns(symbol=pl.lit(DEFAULT_SYMBOL))
+    return frame
+
+
+def _as_utc_timestamp(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.String:
+        expr = expr.str.to_datetime(time_zone="UTC", time_unit="us")
+    elif dtype == pl.Date:
+        expr = expr.cast(pl.Datetime("us"))
+    elif not isinstance(dtype, pl.Datetime):
+        raise DataValidationError(
+            f"Column 'timestamp' has type {dtype}: expected datetimes or ISO-8601 strings."
+        )
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        return expr.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    # Naive timestamps are taken to be UTC already.
+    return expr.dt.replace_time_zone("UTC").dt.cast_time_unit("us")
+
+
+def _as_float(frame: pl.DataFrame, name: str) -> pl.Expr:
+    dtype = frame.schema[name]
+    if not (dtype.is_numeric() or dtype == pl.Null):
+        raise DataValidationError(
+            f"Column {name!r} has type {dtype}: expected numbers. "
+            f"First values: {frame[name].head(3).to_list()}."
+        )
+    return pl.col(name).cast(pl.Float64)
+
+
+def _check_values(frame: pl.DataFrame) -> None:
+    _reject(frame, pl.col("timestamp").is_null(), "timestamp", "has missing timestamps")
+    for name in REQUIRED_COLUMNS:
+        bad = pl.col(name).is_null() | pl.col(name).is_nan() | pl.col(name).is_infinite()
+        _reject(frame, bad, name, "has NaN, missing or infinite values")
+    for name in PRICE_COLUMNS:
+        _reject(frame, pl.col(name) <= 0, name, "has non-positive prices")
+    high_low = [
+        (pl.col("high") < pl.max_horizontal("open", "close"), "high", "is below max(open, close)"),
+        (pl.col("low") > pl.min_horizontal("open", "close"), "low", "is above min(open, close)"),
+        (pl.col("volume") < 0, "volume", "has negative values"),
+    ]
+    for bad, name, problem in high_low:
+        _reject(frame, bad, name, problem)
+    duplicate = pl.struct("symbol", "timestamp").is_duplicated()
+    _reject(frame, duplicate, "timestamp", "has duplicate timestamps within a symbol")
+
+
+def _reject(frame: pl.DataFrame, bad: pl.Expr, column: str, problem: str) -> None:
+    offending = frame.filter(bad)
+    if offending.height == 0:
+        return
+    first = offending.head(MAX_ROWS_SHOWN)
+    symbols = sorted(set(offending["symbol"].to_list()))
+    shown = ", ".join(
+        f"row {row['row']} ({row['symbol']} {row['timestamp']}: {column}={row[column]})"
+        for row in first.iter_rows(named=True)
+    )
+    raise DataValidationError(
+        f"Column {column!r} {problem}: {offending.height} rows for symbols "
+        f"{symbols[:MAX_ROWS_SHOWN]}; first: {shown}."
+    )
