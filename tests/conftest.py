@@ -1,16 +1,68 @@
-"""Shared fixtures: tiny seeded synthetic markets."""
+"""Shared fixtures: tiny seeded synthetic markets and one tiny trained bundle."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 import pytest
+from filelock import FileLock
 
 from pipeline_core.data import MarketSpec, generate_market
+
+TINY_MARKET = MarketSpec(start=date(2024, 3, 1), days=6, symbols=3, bars_per_day=390, seed=21)
+TINY_MODEL_PARAMS = {
+    "xgboost": {"n_estimators": 30, "max_depth": 4},
+    "lightgbm": {"n_estimators": 30},
+    "gru": {"hidden_size": 8, "max_epochs": 2, "max_train_sequences": 2000},
+}
 
 
 @pytest.fixture(scope="session")
 def small_market() -> pl.DataFrame:
     """Three symbols, four days of 120 one-minute bars."""
     return generate_market(MarketSpec(start=date(2024, 3, 1), days=4, symbols=3, bars_per_day=120, seed=11))
+
+
+@pytest.fixture(scope="session")
+def tiny_market() -> pl.DataFrame:
+    """Three symbols, six days of 390 bars: enough to train tiny models on."""
+    return generate_market(TINY_MARKET)
+
+
+def _train_tiny_bundle(path: Path) -> None:
+    from pipeline_core.pipeline import InferenceConfig
+    from pipeline_core.training import TrainOptions, train_pipeline
+
+    config = InferenceConfig(
+        model_names=["xgboost", "lightgbm", "gru"], horizons=[10, 20], sequence_length=10, ensemble_method="stacking"
+    )
+    options = TrainOptions(model_params=TINY_MODEL_PARAMS, max_sequence_samples=2000)
+    train_pipeline(generate_market(TINY_MARKET), config, options).save(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, worker_id) -> Path:
+    """A saved bundle (xgboost, lightgbm, gru; horizons 10 and 20), trained once for all
+    test workers. Tests that change files must copy it first (`bundle_copy`)."""
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    path = shared / "tiny_bundle" / "pipeline_v1"
+    with FileLock(str(shared / "tiny_bundle.lock")):
+        if not path.exists():
+            _train_tiny_bundle(path)
+    return path
+
+
+@pytest.fixture
+def bundle_copy(tiny_bundle, tmp_path) -> Path:
+    """A private copy of the tiny bundle, free to tamper with."""
+    return Path(shutil.copytree(tiny_bundle, tmp_path / "pipeline_v1"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_bundle):
+    from pipeline_core.pipeline import InferencePipeline
+
+    return InferencePipeline.load(tiny_bundle)

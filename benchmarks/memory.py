@@ -1,0 +1,99 @@
+"""Peak memory of `process_file`, each measurement in a fresh interpreter.
+
+The parent starts `python -m benchmarks.memory ...` once per measurement; the child
+does one thing (import, load the bundle, score the file), then prints its own peak
+resident set size (`resource.getrusage(RUSAGE_SELF).ru_maxrss`, KiB on Linux: the same
+figure the parent would read with RUSAGE_CHILDREN, but not mixed up with earlier
+children). Baselines: an interpreter that imported the package and the model libraries,
+and one that also loaded the bundle; "net" figures subtract the latter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+MARKER = "BENCH_MEMORY "
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def measure(bundle: Path, input_path: Path | None, output: Path, chunk_rows: int, batch_size: int,
+            load_bundle: bool = True) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter and return what it printed."""
+    command = [sys.executable, "-m", "benchmarks.memory", "--bundle", str(bundle), "--output", str(output),
+               "--chunk-rows", str(chunk_rows), "--batch-size", str(batch_size)]
+    if input_path is not None:
+        command += ["--input", str(input_path)]
+    if not load_bundle:
+        command.append("--imports-only")
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"Memory measurement {' '.join(command[3:])} failed:\n{done.stderr[-3000:]}")
+    lines = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
+    return json.loads(lines[-1].removeprefix(MARKER))
+
+
+def memory_profile(bundle: Path, files: dict[int, Path], output: Path, chunk_rows: int,
+                   batch_size: int) -> dict[str, Any]:
+    """Baselines, then peak RSS of process_file on each file, in MiB."""
+    imports = measure(bundle, None, output, chunk_rows, batch_size, load_bundle=False)
+    loaded = measure(bundle, None, output, chunk_rows, batch_size)
+    runs = {}
+    for rows, path in sorted(files.items()):
+        run = measure(bundle, path, output, chunk_rows, batch_size)
+        run["net_mib"] = round(run["peak_mib"] - loaded["peak_mib"], 1)
+        runs[str(rows)] = run
+    output.unlink(missing_ok=True)
+    result = {"baseline_imports_mib": imports["peak_mib"], "baseline_bundle_mib": loaded["peak_mib"],
+              "chunk_rows": chunk_rows, "runs": runs}
+    sizes = sorted(files)
+    if len(sizes) >= 2:
+        small, large = runs[str(sizes[0])], runs[str(sizes[-1])]
+        result["ratio_peak"] = round(large["peak_mib"] / small["peak_mib"], 3)
+        result["ratio_net"] = round(large["net_mib"] / small["net_mib"], 3) if small["net_mib"] > 0 else None
+    return result
+
+
+def _peak_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _child(args: argparse.Namespace) -> dict[str, Any]:
+    import pipeline_core.batch  # noqa: F401  (what a scoring process imports)
+    from pipeline_core.models import MODEL_FAMILIES  # noqa: F401  (loads every model library)
+    from pipeline_core.pipeline import InferencePipeline
+
+    if args.imports_only:
+        return {"peak_mib": _peak_mib()}
+    pipeline = InferencePipeline.load(args.bundle)
+    if args.input is None:
+        return {"peak_mib": _peak_mib()}
+    from pipeline_core.batch import BatchInference
+
+    started = time.perf_counter()
+    result = BatchInference(pipeline, args.batch_size, args.chunk_rows).process_file(
+        args.input, horizon=list(pipeline.config.horizons), output_path=args.output
+    )
+    return {"peak_mib": _peak_mib(), "seconds": round(time.perf_counter() - started, 2),
+            "scored_rows": result.n_samples // len(pipeline.config.horizons)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="One peak-memory measurement (started by benchmarks.run).")
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--input", type=Path)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--chunk-rows", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--imports-only", action="store_true")
+    print(MARKER + json.dumps(_child(parser.parse_args(argv))), flush=True)
+
+
+if __name__ == "__main__":
+    main()

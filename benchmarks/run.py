@@ -1,0 +1,194 @@
+"""Benchmark harness: batch throughput, raw-model throughput and pipeline overhead,
+100-bar latency, and peak memory, per deployment profile, on generated data.
+
+    make bench                                   # every section, every profile
+    python -m benchmarks.run --quick             # small bundles, fast to build
+    python -m benchmarks.run --profiles low-latency --sections batch,latency
+
+Bundles are reused from `benchmarks/results/bundles/<profile>/{full,quick}` (trained
+there on first use); input files from `benchmarks/results/data`. Results are printed as
+tables and written as JSON (default `benchmarks/results/bench.json`). The machine may be
+shared: the load average is recorded with every section, and timings are medians of
+repeated runs. Figures are reported against the targets, never enforced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+from benchmarks.bundles import describe_sizes, ensure_bundle, model_sizes
+from benchmarks.data import market_file, one_symbol
+from benchmarks.latency import latency
+from benchmarks.memory import memory_profile
+from benchmarks.stages import stage_breakdown
+from benchmarks.throughput import batch_throughput, raw_model_time
+from benchmarks.timing import load_average
+from pipeline_core.pipeline import InferencePipeline
+from pipeline_core.profiles import PROFILES
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SECTIONS = ("batch", "raw", "latency", "memory", "stages")
+LIBRARIES = ("numpy", "polars", "pyarrow", "xgboost", "lightgbm", "catboost", "torch", "scikit-learn")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Throughput, latency and memory of pipeline_core per deployment profile.",
+    )
+    parser.add_argument("--profiles", default=",".join(PROFILES),
+                        help=f"comma-separated profiles (default: all: {','.join(PROFILES)})")
+    parser.add_argument("--bundle", type=Path, action="append", default=[],
+                        help="benchmark this saved bundle too (repeatable; named by its folder)")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="bars in the batch file (default 1,000,000)")
+    parser.add_argument("--symbols", type=int, default=20, help="symbols in the generated files (default 20)")
+    parser.add_argument("--memory-rows", default="1000000,4000000",
+                        help="comma-separated file sizes for peak memory (default 1000000,4000000)")
+    parser.add_argument("--quick", action="store_true",
+                        help="train missing bundles with few boosting rounds / epochs (smaller models)")
+    parser.add_argument("--repeats", type=int, default=3, help="process_file runs per profile (median; default 3)")
+    parser.add_argument("--latency-repeats", type=int, default=100, help="timed predict calls (default 100)")
+    parser.add_argument("--new-bars", type=int, default=100, help="bars scored per latency call (default 100)")
+    parser.add_argument("--chunk-rows", type=int, default=250_000, help="BatchInference chunk_rows (default 250,000)")
+    parser.add_argument("--batch-size", type=int, default=1000, help="BatchInference batch_size (default 1000)")
+    parser.add_argument("--stage-rows", type=int, default=None,
+                        help="bars in the stage breakdown (default: one chunk, --chunk-rows)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="bundles, data and scratch files")
+    parser.add_argument("--json", type=Path, default=None, help="JSON output (default <results-dir>/bench.json)")
+    args = parser.parse_args(argv)
+    args.profiles = [p for p in args.profiles.split(",") if p]
+    args.sections = [s for s in args.sections.split(",") if s]
+    args.memory_rows = [int(r) for r in args.memory_rows.split(",") if r]
+    unknown = sorted(set(args.profiles) - set(PROFILES)) + sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown profile(s) or section(s) {unknown}: profiles {list(PROFILES)}, sections {list(SECTIONS)}")
+    args.json = args.json or args.results_dir / "bench.json"
+    args.stage_rows = args.stage_rows or args.chunk_rows
+    return args
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {load_average()[0]:.1f}] {message}", flush=True)
+
+
+def benchmark_profile(name: str, pipeline: InferencePipeline, bundle: Path, args, files: dict[str, Any]) -> dict[str, Any]:
+    """Every requested section for one bundle."""
+    result: dict[str, Any] = {}
+    scratch = args.results_dir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    output = scratch / f"{name}.predictions.parquet"
+    if "latency" in args.sections:
+        log(f"{name}: latency ({args.latency_repeats} calls)")
+        result["latency"] = latency(pipeline, files["symbol"], args.new_bars, args.latency_repeats)
+    if "batch" in args.sections:
+        log(f"{name}: process_file on {files['batch'].name} x{args.repeats}")
+        result["batch"] = batch_throughput(pipeline, files["batch"], output, args.repeats, args.batch_size, args.chunk_rows)
+    if "raw" in args.sections:
+        log(f"{name}: raw native models on the same rows")
+        result["raw"] = raw_model_time(pipeline, files["batch"], args.repeats)
+    if "stages" in args.sections:
+        log(f"{name}: stage breakdown on {args.stage_rows:,} bars")
+        result["stages"] = stage_breakdown(pipeline, files["batch"], args.stage_rows, args.repeats, scratch)
+    if "memory" in args.sections:
+        log(f"{name}: peak memory on {', '.join(f'{r:,}' for r in args.memory_rows)} rows (fresh processes)")
+        result["memory"] = memory_profile(bundle, files["memory"], output, args.chunk_rows, args.batch_size)
+    result["headline"] = report.headline(result)
+    return result
+
+
+def _input_files(args) -> dict[str, Any]:
+    data = args.results_dir / "data"
+    files: dict[str, Any] = {}
+    if set(args.sections) & {"batch", "raw", "stages", "latency"}:
+        files["batch"] = market_file(data, args.rows, args.symbols)
+        files["symbol"] = one_symbol(files["batch"])
+    if "memory" in args.sections:
+        files["memory"] = {rows: market_file(data, rows, args.symbols) for rows in args.memory_rows}
+    return files
+
+
+def _environment(args) -> dict[str, Any]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "versions": versions,
+        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
+
+
+def _bundles(args):
+    """(name, bundle path, pipeline, info) for each profile and each --bundle."""
+    root = args.results_dir / "bundles"
+    for profile in args.profiles:
+        pipeline, info = ensure_bundle(root, profile, args.quick, log=log)
+        yield profile, Path(info["path"]), pipeline, info
+    for path in args.bundle:
+        pipeline = InferencePipeline.load(path)
+        yield path.name, path, pipeline, {"path": str(path), "models": model_sizes(pipeline),
+                                          "required_lookback": pipeline.required_lookback}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    output: dict[str, Any] = {"environment": _environment(args), "load_average": {"start": load_average()}}
+    log(f"load average {load_average()} on {os.cpu_count()} cores; preparing input files")
+    files = _input_files(args)
+    profiles: dict[str, Any] = {}
+    for name, path, pipeline, info in _bundles(args):
+        log(f"{name}: {describe_sizes(info['models'])}")
+        profiles[name] = {"bundle": info, "load_average_before": load_average(),
+                          **benchmark_profile(name, pipeline, path, args, files)}
+        profiles[name]["load_average_after"] = load_average()
+    output.update(profiles=profiles, targets=report.check_targets(profiles))
+    output["load_average"]["end"] = load_average()
+    output["seconds"] = round(time.perf_counter() - started, 1)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(output, indent=2, default=str))
+    print(render(output))
+    log(f"wrote {args.json} in {output['seconds']:.0f} s")
+    return output
+
+
+def render(output: dict[str, Any]) -> str:
+    """The summary, targets and stage tables as text."""
+    load = output["load_average"]
+    profiles = output["profiles"]
+    parts = [
+        f"Load average (1/5/15 min) at start {load['start']}, at end {load['end']}, "
+        f"on {output['environment']['cpu_count']} cores (shared machine: read timings against this).",
+        "",
+        report.summary_table(profiles),
+    ]
+    for name, result in profiles.items():
+        parts.append(f"  {name}: {describe_sizes(result['bundle']['models'])}; "
+                     f"load during run {result['load_average_before'][0]} -> {result['load_average_after'][0]}")
+    if output["targets"]:
+        parts += ["", report.targets_table(output["targets"])]
+    for name, result in profiles.items():
+        if "stages" in result:
+            parts += ["", report.stages_table(name, result["stages"])]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    main()

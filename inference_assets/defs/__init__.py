@@ -1,0 +1,1 @@
+"""Dagster definitions, one module per kind; loaded by `inference_assets.definitions`."""

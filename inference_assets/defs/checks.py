@@ -1,0 +1,164 @@
+"""Checks on every scored partition: no lookahead, parity with the native models, throughput.
+
+`no_lookahead` and `parity` are blocking: an ERROR on any partition of the run fails the
+check step, so assets downstream of `scored_predictions` do not run. `throughput` only
+warns. Each check records one evaluation per partition of the run (a backfill run covers
+many), with the observed value and the threshold in its metadata.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+
+import dagster as dg
+import polars as pl
+
+# Internal: the pointer from a check evaluation to the materialization it checked. Dagster
+# fills it in for AssetCheckResult, which cannot name a partition of a range run.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+
+from pipeline_core.validation.lookahead_audit import audit_pipeline_lookahead
+from pipeline_core.validation.parity import check_native_parity
+
+from inference_assets import markdown
+from inference_assets.defs.partitions import ScoringPartition, scoring_partitions
+from inference_assets.defs.resources import BundleStoreResource, DataLakeResource, ScoringChecksResource
+from inference_assets.defs.scoring_assets import scored_predictions
+from inference_assets.scoring import partition_bars
+
+MAX_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    passed: bool
+    description: str
+    metadata: dict[str, object] = field(default_factory=dict)
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+
+
+@dg.asset_check(
+    asset=scored_predictions,
+    blocking=True,
+    partitions_def=scoring_partitions,
+    description="Predictions at sampled bars do not change when every later bar is removed.",
+)
+def no_lookahead(
+    context: dg.AssetCheckExecutionContext,
+    data_lake: DataLakeResource,
+    bundles: BundleStoreResource,
+    scoring_checks: ScoringChecksResource,
+) -> Iterator:
+    pipeline = bundles.pipeline_for_run(context)
+    bars = _bars_reader(pipeline, data_lake)
+
+    def evaluate(partition: ScoringPartition) -> Outcome:
+        audit = audit_pipeline_lookahead(
+            pipeline, bars(partition.day), partition.horizon,
+            n_samples=scoring_checks.lookahead_samples, seed=scoring_checks.seed,
+        )
+        metadata = {"bars_checked": audit.n_checked, "cut_points": audit.n_cuts, "violations": len(audit.violations)}
+        if not audit.passed:
+            shown = audit.to_frame().head(MAX_SHOWN).to_dicts()
+            metadata["first_violations"] = dg.MetadataValue.md(markdown.table(shown))
+        return Outcome(audit.passed, audit.summary(), metadata)
+
+    yield from _per_partition(context, evaluate)
+
+
+@dg.asset_check(
+    asset=scored_predictions,
+    blocking=True,
+    partitions_def=scoring_partitions,
+    description="Each base model's probabilities through the pipeline equal its native library's.",
+)
+def parity(
+    context: dg.AssetCheckExecutionContext,
+    data_lake: DataLakeResource,
+    bundles: BundleStoreResource,
+    scoring_checks: ScoringChecksResource,
+) -> Iterator:
+    pipeline = bundles.pipeline_for_run(context)
+    bars = _bars_reader(pipeline, data_lake)
+    tolerance = scoring_checks.parity_tolerance
+
+    def evaluate(partition: ScoringPartition) -> Outcome:
+        sample = _sample(bars(partition.day), pipeline.required_lookback, scoring_checks.parity_samples)
+        result = check_native_parity(pipeline, sample, partition.horizon)
+        diffs = result.max_abs_diff
+        passed = bool(diffs) and max(diffs.values()) <= tolerance
+        metadata = {
+            "rows_compared": result.n_rows,
+            "max_abs_diff": max(diffs.values(), default=float("nan")),
+            "tolerance": tolerance,
+            **{f"max_abs_diff {name}": value for name, value in diffs.items()},
+        }
+        return Outcome(passed, result.summary(), metadata)
+
+    yield from _per_partition(context, evaluate)
+
+
+@dg.asset_check(
+    asset=scored_predictions,
+    partitions_def=scoring_partitions,
+    description="Scoring ran at or above the configured rows/s floor (WARN below it).",
+)
+def throughput(context: dg.AssetCheckExecutionContext, scoring_checks: ScoringChecksResource) -> Iterator:
+    floor = scoring_checks.throughput_floor
+
+    def evaluate(partition: ScoringPartition) -> Outcome:
+        record = _latest_materialization(context, partition)
+        observed = record.asset_materialization.metadata["rows_per_s"].value if record else None
+        if observed is None:
+            return Outcome(False, f"{partition.key} has no materialization with rows_per_s to check.",
+                           {"floor_rows_per_s": floor}, dg.AssetCheckSeverity.WARN)
+        passed = observed >= floor
+        verdict = "at or above" if passed else "below"
+        return Outcome(passed, f"{observed:,.0f} rows/s is {verdict} the floor of {floor:,} rows/s.",
+                       {"rows_per_s": observed, "floor_rows_per_s": floor}, dg.AssetCheckSeverity.WARN)
+
+    yield from _per_partition(context, evaluate)
+
+
+def _per_partition(context: dg.AssetCheckExecutionContext, evaluate: Callable[[ScoringPartition], Outcome]) -> Iterator:
+    """One evaluation per partition of the run, then the check step's (empty) output."""
+    spec = context.check_specs[0]
+    for key in context.partition_keys:
+        partition = ScoringPartition.from_key(key)
+        outcome = evaluate(partition)
+        record = _latest_materialization(context, partition)
+        yield dg.AssetCheckEvaluation(
+            asset_key=spec.asset_key,
+            check_name=spec.name,
+            passed=outcome.passed,
+            metadata=outcome.metadata,
+            severity=outcome.severity,
+            description=outcome.description,
+            blocking=spec.blocking,
+            partition=str(partition.key),
+            target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+            ) if record else None,
+        )
+    yield dg.Output(None)
+
+
+def _latest_materialization(context: dg.AssetCheckExecutionContext, partition: ScoringPartition):
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=scored_predictions.key, asset_partitions=[str(partition.key)]), limit=1
+    ).records
+    return records[0] if records else None
+
+
+def _bars_reader(pipeline, data_lake: DataLakeResource) -> Callable[[date], pl.DataFrame]:
+    """The bars of a date with the bundle's lookback, read once per date within the step."""
+    return lru_cache(maxsize=2)(lambda day: partition_bars(pipeline, data_lake.ohlcv_dir, day))
+
+
+def _sample(bars: pl.DataFrame, lookback: int, rows: int) -> pl.DataFrame:
+    """The last bars of each symbol: about `rows` scored rows in all, with their lookback."""
+    per_symbol = -(-rows // max(bars["symbol"].n_unique(), 1))
+    return bars.group_by("symbol", maintain_order=True).tail(lookback + per_symbol)

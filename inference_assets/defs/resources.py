@@ -1,0 +1,181 @@
+"""Resources: where data and bundles live, which bundle scores, check thresholds, training.
+
+Every deployment-specific value comes from an environment variable when it is set (the UI
+then shows the variable's name) and from a default that runs the embedded demo otherwise:
+
+    INFERENCE_DATA_ROOT         data            raw bars (ohlcv/), predictions/, build/
+    INFERENCE_DEPLOYMENT_ROOT   deployment      bundles pipeline_vN/ and the LIVE pointer
+    INFERENCE_BUNDLE_VERSION    (empty)         pin scoring to one bundle; empty follows LIVE
+    INFERENCE_THROUGHPUT_FLOOR  10000           rows/s below which `throughput` warns
+
+Relative paths resolve against the working directory of the process, which is the
+repository root for `make demo`, `make ui` and runs launched from the UI (workspace.yaml).
+"""
+
+import functools
+import json
+import os
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from pipeline_core.bundle import MANIFEST_FILE, BundleStore
+from pipeline_core.errors import BundleError
+from pipeline_core.models import model_class
+from pipeline_core.pipeline import InferenceConfig, InferencePipeline
+from pipeline_core.training import TrainOptions
+
+from inference_assets.defs.partitions import HORIZONS
+
+BUNDLE_VERSION_TAG = "inference/bundle_version"
+
+
+def env_or_default(name: str, default: str) -> str:
+    """`dg.EnvVar(name)` when the variable is set, else `default`."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def env_int_or_default(name: str, default: int) -> int:
+    return dg.EnvVar.int(name) if os.environ.get(name) else default
+
+
+class DataLakeResource(dg.ConfigurableResource):
+    """The data root: raw bars, scored predictions and the bundle build folder."""
+
+    root: str = Field(default="data", description="Holds ohlcv/, predictions/ and build/.")
+
+    @property
+    def ohlcv_dir(self) -> Path:
+        return Path(self.root).resolve() / "ohlcv"
+
+    @property
+    def predictions_dir(self) -> Path:
+        return Path(self.root).resolve() / "predictions"
+
+    @property
+    def build_dir(self) -> Path:
+        """Where the bundle assets persist each stage's output (JSON, npz, native models)."""
+        return Path(self.root).resolve() / "build"
+
+
+class BundleStoreResource(dg.ConfigurableResource):
+    """The versioned bundles and which one scoring uses.
+
+    A run resolves its bundle once and records it in the run tag `inference/bundle_version`,
+    so every step of the run scores with the bundle the run started with even if another
+    bundle is promoted meanwhile; new runs pick up the promotion.
+    """
+
+    deployment_root: str = Field(default="deployment", description="Holds pipeline_vN/ and LIVE.")
+    bundle_version: str = Field(
+        default="", description="Score with this version (e.g. v3); empty follows the LIVE pointer."
+    )
+
+    def store(self) -> BundleStore:
+        return BundleStore(Path(self.deployment_root).resolve())
+
+    def scoring_version(self) -> str:
+        """The pinned version, else the one LIVE names; BundleError when there is neither."""
+        if self.bundle_version:
+            return self.bundle_version
+        live = self.store().live_version()
+        if live is None:
+            raise BundleError(
+                f"No live bundle under {self.store().root}: materialize the bundle assets "
+                "(bundle_job) or promote a version with `inference-pipeline bundles promote vN`."
+            )
+        return live
+
+    def load(self, version: str) -> InferencePipeline:
+        """The bundle `version`, loaded once per process (cached by path and bundle id)."""
+        path = self.store().path(version)
+        return _load_bundle(str(path), _bundle_id(path))
+
+    def pipeline_for_run(self, context) -> InferencePipeline:
+        """The bundle of this run: its `inference/bundle_version` tag, else resolved now and tagged."""
+        version = context.run.tags.get(BUNDLE_VERSION_TAG)
+        if version is None:
+            version = self.scoring_version()
+            context.instance.add_run_tags(context.run.run_id, {BUNDLE_VERSION_TAG: version})
+        return self.load(version)
+
+
+def _bundle_id(path: Path) -> str:
+    manifest = path / MANIFEST_FILE
+    if not manifest.is_file():
+        raise BundleError(f"No bundle at {path}: {MANIFEST_FILE} is missing.")
+    return json.loads(manifest.read_text()).get("bundle_id", "")
+
+
+@functools.lru_cache(maxsize=4)
+def _load_bundle(path: str, bundle_id: str) -> InferencePipeline:
+    """Keyed by bundle id too, so a bundle rewritten in place is loaded afresh."""
+    return InferencePipeline.load(path)
+
+
+class ScoringChecksResource(dg.ConfigurableResource):
+    """Thresholds and sample sizes of the checks on scored partitions."""
+
+    throughput_floor: int = Field(default=10_000, description="Rows/s; below it `throughput` warns.")
+    lookahead_samples: int = Field(default=20, description="Cut points per partition for `no_lookahead`.")
+    parity_samples: int = Field(default=500, description="Rows per partition compared by `parity`.")
+    parity_tolerance: float = Field(default=1e-6, description="Max abs probability difference.")
+    seed: int = 0
+
+
+class TrainingResource(dg.ConfigurableResource):
+    """What the bundle assets train: models, ensemble, history window, effort.
+
+    The bundle always covers every scoring horizon (5, 10, 15, 20).
+    """
+
+    model_names: list[str] = Field(default=["xgboost", "lightgbm"])
+    ensemble_method: str = Field(default="stacking", description="stacking or voting")
+    max_boosting_rounds: int = Field(
+        default=300, description="n_estimators of the boosting models (early stopping may stop sooner)."
+    )
+    stacking_folds: int = Field(default=4, description="Walk-forward folds of the stacking meta-learner.")
+    threads: int = Field(default=2, description="Threads per boosting model (the machine's cores).")
+    train_start: str = Field(default="", description="First date of history (YYYY-MM-DD); empty: the first.")
+    train_end: str = Field(default="", description="Last date of history (YYYY-MM-DD); empty: the last.")
+    seed: int = 0
+
+    def inference_config(self) -> InferenceConfig:
+        return InferenceConfig(
+            model_names=list(self.model_names), horizons=list(HORIZONS), ensemble_method=self.ensemble_method
+        )
+
+    def train_options(self) -> TrainOptions:
+        boosting = {
+            name: {"n_estimators": self.max_boosting_rounds, "n_jobs": self.threads}
+            for name in self.model_names
+            if "n_estimators" in model_class(name).default_params
+        }
+        return TrainOptions(stacking_folds=self.stacking_folds, model_params=boosting, seed=self.seed)
+
+    def window(self, available: list[date]) -> tuple[date, date]:
+        """The training dates: the configured bounds, defaulting to the available history."""
+        if not available:
+            raise BundleError("No raw bars to train on: generate or load them first (make demo).")
+        start = date.fromisoformat(self.train_start) if self.train_start else available[0]
+        end = date.fromisoformat(self.train_end) if self.train_end else available[-1]
+        return start, end
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            "data_lake": DataLakeResource(root=env_or_default("INFERENCE_DATA_ROOT", "data")),
+            "bundles": BundleStoreResource(
+                deployment_root=env_or_default("INFERENCE_DEPLOYMENT_ROOT", "deployment"),
+                bundle_version=env_or_default("INFERENCE_BUNDLE_VERSION", ""),
+            ),
+            "scoring_checks": ScoringChecksResource(
+                throughput_floor=env_int_or_default("INFERENCE_THROUGHPUT_FLOOR", 10_000)
+            ),
+            "training": TrainingResource(),
+        }
+    )

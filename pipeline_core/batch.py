@@ -1,0 +1,217 @@
+"""BatchInference: a file or a partitioned dataset in, predictions parquet out.
+
+Files are streamed in chunks of `chunk_rows`; each chunk is scored together with the
+last `required_lookback` bars of every symbol before it, so chunked results equal one
+`predict` over the whole file while memory stays bounded by the chunk size. Outputs are
+written to a temporary file and renamed into place.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline_core.data import list_partition_dates, read_bars, validate_ohlcv, write_partition
+from pipeline_core.errors import DataValidationError
+from pipeline_core.labels import CLASSES
+
+Progress = Callable[[int], None]  # called with the number of input rows just consumed
+
+
+@dataclass
+class BatchResult:
+    n_samples: int  # rows scored (per horizon)
+    total_time: float  # seconds, reading and writing included
+    avg_latency_ms: float  # per batch of `batch_size` rows
+    n_unscored: int = 0  # rows without enough history
+    output_paths: list[Path] = field(default_factory=list)
+    class_balance: dict[int, float] = field(default_factory=dict)
+    mean_confidence: float = float("nan")
+
+    @property
+    def rows_per_sec(self) -> float:
+        return self.n_samples / self.total_time if self.total_time > 0 else float("inf")
+
+
+class BatchInference:
+    def __init__(self, pipeline, batch_size: int = 1000, chunk_rows: int = 250_000) -> None:
+        self.pipeline = pipeline
+        self.batch_size = batch_size
+        self.chunk_rows = chunk_rows
+
+    def process_file(
+        self,
+        path: str | Path,
+        horizon: int | Iterable[int] = 20,
+        output_path: str | Path | None = None,
+        progress: Progress | None = None,
+    ) -> BatchResult:
+        """Score a parquet or CSV file chunk by chunk into `output_path` (parquet)."""
+        horizons = _horizon_list(horizon, self.pipeline.config.horizons)
+        output = Path(output_path) if output_path else Path(path).with_suffix(".predictions.parquet")
+        started = time.perf_counter()
+        tally = _Tally()
+        with _AtomicParquetWriter(output) as writer:
+            for frame in self._scored_chunks(_read_chunks(Path(path), self.chunk_rows, progress), horizons, tally):
+                writer.write(frame)
+            if tally.rows == 0:
+                raise DataValidationError(
+                    f"No bar in {path} has enough history to score: each symbol needs more than "
+                    f"{self.pipeline.required_lookback} bars."
+                )
+        return tally.result(time.perf_counter() - started, self.batch_size, [output])
+
+    def process_dataset(
+        self,
+        root: str | Path,
+        output_root: str | Path,
+        horizon: int | Iterable[int] = 20,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> BatchResult:
+        """Score every date partition of `root` (optionally a range) into
+        `output_root/horizon=H/date=D/part-0.parquet`, one partition at a time."""
+        days = [d for d in list_partition_dates(root) if (start is None or d >= start) and (end is None or d <= end)]
+        if not days:
+            raise DataValidationError(f"No date partitions under {root} in {start or '...'}..{end or '...'}.")
+        started = time.perf_counter()
+        tally = _Tally()
+        paths = []
+        for day in days:
+            for h in _horizon_list(horizon, self.pipeline.config.horizons):
+                frame = self.score_day(root, day, h)
+                tally.add(frame, 0)
+                paths.append(write_partition(frame, output_root, day, h))
+        return tally.result(time.perf_counter() - started, self.batch_size, paths)
+
+    def score_day(self, root: str | Path, day: date, horizon: int) -> pl.DataFrame:
+        """Predictions for the bars of `day`, reading the declared lookback from earlier dates."""
+        bars = read_bars(root, day, lookback_bars=self.pipeline.required_lookback)
+        result = self.pipeline.predict(bars, horizon=horizon)
+        return result.to_frame().filter(pl.col("timestamp").dt.date() == day)
+
+    def _scored_chunks(self, chunks: Iterator[pl.DataFrame], horizons: list[int], tally: _Tally):
+        carry: pl.DataFrame | None = None
+        lookback = self.pipeline.required_lookback
+        for chunk in chunks:
+            bars = validate_ohlcv(chunk)
+            if carry is not None:
+                _check_continues(carry, bars)
+                bars = validate_ohlcv(pl.concat([carry, bars]))
+            results = self.pipeline.predict(bars, horizon=horizons)
+            carried = 0 if carry is None else carry.height
+            for h in horizons:
+                frame = results[h].to_frame()
+                tally.add(frame, results[h].unscored.height - carried if h == horizons[0] else 0)
+                yield frame
+            carry = bars.group_by("symbol", maintain_order=True).tail(lookback).select(bars.columns)
+
+
+class _Tally:
+    """Running totals for a BatchResult."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.unscored = 0
+        self.counts = np.zeros(len(CLASSES))
+        self.confidence_sum = 0.0
+
+    def add(self, frame: pl.DataFrame, unscored: int) -> None:
+        self.rows += frame.height
+        self.unscored += unscored
+        predictions = frame["prediction"].to_numpy()
+        self.counts += [(predictions == c).sum() for c in CLASSES]
+        self.confidence_sum += float(frame["confidence"].sum())
+
+    def result(self, seconds: float, batch_size: int, paths: list[Path]) -> BatchResult:
+        batches = max(math.ceil(self.rows / batch_size), 1)
+        total = max(self.rows, 1)
+        return BatchResult(
+            n_samples=self.rows,
+            total_time=seconds,
+            avg_latency_ms=seconds * 1000 / batches,
+            n_unscored=self.unscored,
+            output_paths=paths,
+            class_balance={c: float(n / total) for c, n in zip(CLASSES, self.counts)},
+            mean_confidence=self.confidence_sum / total,
+        )
+
+
+def _horizon_list(horizon, trained: list[int]) -> list[int]:
+    if horizon is None:
+        return list(trained)
+    return [int(horizon)] if isinstance(horizon, (int, np.integer)) else [int(h) for h in horizon]
+
+
+def _read_chunks(path: Path, rows: int, progress: Progress | None) -> Iterator[pl.DataFrame]:
+    if not path.is_file():
+        raise DataValidationError(f"Input file {path} does not exist.")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
+    elif suffix == ".csv":
+        batches = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=64 << 20))
+    else:
+        raise DataValidationError(f"Input file {path.name} has an unknown type {suffix!r}: expected .parquet or .csv.")
+    empty = True
+    for batch in batches:
+        if batch.num_rows:
+            empty = False
+            if progress:
+                progress(batch.num_rows)
+            yield pl.from_arrow(pa.Table.from_batches([batch]))
+    if empty:
+        raise DataValidationError(f"Input file {path} has no rows.")
+
+
+def _check_continues(carry: pl.DataFrame, chunk: pl.DataFrame) -> None:
+    """A chunk must not go back in time for any symbol (the file must be time-ordered per symbol)."""
+    last = carry.group_by("symbol").agg(pl.col("timestamp").max().alias("last"))
+    first = chunk.group_by("symbol").agg(pl.col("timestamp").min().alias("first"))
+    behind = first.join(last, on="symbol").filter(pl.col("first") <= pl.col("last"))
+    if behind.height:
+        row = behind.row(0, named=True)
+        raise DataValidationError(
+            f"Input is not in time order for symbol {row['symbol']!r}: a later chunk starts at {row['first']}, "
+            f"at or before {row['last']} seen earlier. Sort the file by symbol and timestamp (or by timestamp)."
+        )
+
+
+class _AtomicParquetWriter:
+    """Write parquet into a hidden temporary file; rename it into place only on success."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+        self.writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> _AtomicParquetWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write(self, frame: pl.DataFrame) -> None:
+        table = frame.to_arrow()
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.temporary, table.schema)
+        self.writer.write_table(table)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if self.writer is not None:
+                self.writer.close()
+            if exc_type is None:
+                os.replace(self.temporary, self.path)
+        finally:
+            self.temporary.unlink(missing_ok=True)

@@ -1,0 +1,269 @@
+"""The on-disk bundle: layout, manifest, hashes, versions, and the store of live bundles.
+
+A bundle is a folder written atomically (temporary folder, then rename) whose
+`manifest.json` records the format version, provenance, and the SHA-256 of every other
+file. `verify_bundle` checks all of that before anything else is read.
+
+Bumping FORMAT_VERSION: (1) change the layout and bump the constant; (2) teach the loader
+to read the previous version (or convert it); (3) save a tiny bundle of the new version
+under tests/data/bundles/format_vN/ so every past version keeps loading in the tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import uuid
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pipeline_core.errors import BundleError, BundleFormatError, BundleIntegrityError
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+LIBRARIES = ("numpy", "polars", "scikit-learn", "xgboost", "lightgbm", "catboost", "torch")
+MAX_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Component:
+    """One loadable piece of a bundle: what it is, where it lives, which loader reads it."""
+
+    kind: str  # config, scaler, model, calibrator, ensemble, reference, evaluation
+    name: str  # e.g. "xgboost_h20"
+    path: str  # relative to the bundle root, a file or a folder
+    loader: str  # e.g. "json", "xgboost", "temperature"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a bundle holds and how to check it; built and checked by the bundle writer."""
+
+    format_version: int
+    pipeline_version: str
+    bundle_id: str
+    created_at: str
+    python_version: str
+    library_versions: dict[str, str]
+    feature_set: str
+    feature_columns: list[str]
+    required_lookback: int
+    horizons: list[int]
+    classes: list[int]
+    components: list[Component]
+    files: dict[str, str]  # relative path -> sha256
+    training_window: dict[str, str] = field(default_factory=dict)
+    label_spec: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.format_version, int) or self.format_version < 1:
+            raise BundleFormatError(f"Manifest format_version {self.format_version!r} is not a positive integer.")
+        for path in [*self.files, *(c.path for c in self.components)]:
+            _check_relative(path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        version = data.get("format_version")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise BundleFormatError(
+                f"Bundle format version {version} is newer than this library reads "
+                f"({FORMAT_VERSION}): upgrade inference-pipeline to load it."
+            )
+        try:
+            components = [Component(**c) for c in data["components"]]
+            return cls(**{**data, "components": components})
+        except (KeyError, TypeError) as err:
+            raise BundleFormatError(f"Manifest is malformed: {err}.") from err
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def new_manifest(**fields: Any) -> dict[str, Any]:
+    """Provenance fields every manifest carries; the caller adds the rest."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "bundle_id": uuid.uuid4().hex,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python_version": platform.python_version(),
+        "library_versions": library_versions(),
+        **fields,
+    }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _relative_files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def _check_relative(path: str) -> None:
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in path or not pure.parts:
+        raise BundleIntegrityError(f"Manifest entry {path!r} points outside the bundle: refusing to load it.")
+
+
+def write_bundle(path: str | Path, write_components, manifest_fields: dict[str, Any]) -> Manifest:
+    """Write a bundle atomically: `write_components(tmp)` fills a temporary folder and
+    returns its components; hashes and the manifest are added, then the folder is renamed
+    into place (an existing bundle at `path` is replaced)."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        components = write_components(staging)
+        files = {rel: sha256_file(staging / rel) for rel in _relative_files(staging)}
+        manifest = Manifest(**manifest_fields, components=components, files=files)
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2))
+        _swap_into_place(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _swap_into_place(staging: Path, final: Path) -> None:
+    if not final.exists():
+        os.rename(staging, final)
+        return
+    retired = final.parent / f".{final.name}.old-{uuid.uuid4().hex}"
+    os.rename(final, retired)
+    os.rename(staging, final)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def verify_bundle(path: str | Path) -> Manifest:
+    """Check a bundle before anything in it is read; return its manifest.
+
+    Refuses (BundleIntegrityError / BundleFormatError) a missing manifest, an unknown or
+    newer format, a path outside the bundle, and any changed, missing or extra file.
+    Warns when a library's major version differs from the one that saved the bundle.
+    """
+    root = Path(path)
+    manifest_path = root / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise BundleIntegrityError(f"{root} is not a bundle: {MANIFEST_FILE} is missing.")
+    try:
+        manifest = Manifest.from_dict(json.loads(manifest_path.read_text()))
+    except json.JSONDecodeError as err:
+        raise BundleFormatError(f"{manifest_path} is not valid JSON: {err}.") from err
+    present = set(_relative_files(root)) - {MANIFEST_FILE}
+    listed = set(manifest.files)
+    _refuse_if(sorted(listed - present), root, "missing files")
+    _refuse_if(sorted(present - listed), root, "files not in the manifest")
+    changed = [rel for rel in sorted(listed) if _is_tampered(root, rel, manifest.files[rel])]
+    _refuse_if(changed, root, "files whose SHA-256 does not match the manifest")
+    _warn_on_library_majors(manifest.library_versions)
+    return manifest
+
+
+def _is_tampered(root: Path, rel: str, expected: str) -> bool:
+    file = root / rel
+    if file.is_symlink() or not file.resolve().is_relative_to(root.resolve()):
+        raise BundleIntegrityError(f"Bundle file {rel!r} is a link or resolves outside the bundle.")
+    return sha256_file(file) != expected
+
+
+def _refuse_if(paths: list[str], root: Path, problem: str) -> None:
+    if paths:
+        raise BundleIntegrityError(
+            f"Bundle {root} has {len(paths)} {problem}: {paths[:MAX_SHOWN]}. "
+            "Refusing to load it; rebuild or restore the bundle."
+        )
+
+
+def _warn_on_library_majors(saved: dict[str, str]) -> None:
+    current = library_versions()
+    for name, version in saved.items():
+        if name in current and version.split(".")[0] != current[name].split(".")[0]:
+            warnings.warn(
+                f"Bundle was saved with {name} {version}; this process has {current[name]}. "
+                "Predictions may differ: re-run the parity audit.",
+                stacklevel=3,
+            )
+
+
+def rehash_bundle(path: str | Path) -> None:
+    """Re-record the hashes of a bundle's files in place.
+
+    Only for deliberate edits (tests that plant a defect and need the bundle to load);
+    it does not make an edited bundle any more trustworthy.
+    """
+    root = Path(path)
+    data = json.loads((root / MANIFEST_FILE).read_text())
+    data["files"] = {rel: sha256_file(root / rel) for rel in _relative_files(root) if rel != MANIFEST_FILE}
+    (root / MANIFEST_FILE).write_text(json.dumps(data, indent=2))
+
+
+VERSION_PATTERN = re.compile(r"^pipeline_v(\d+)$")
+LIVE_POINTER = "LIVE"
+
+
+class BundleStore:
+    """Versioned bundles under one root (`pipeline_v1`, `pipeline_v2`, ...) and the
+    `LIVE` pointer naming the one scoring uses. Promotion rewrites the pointer atomically;
+    older versions stay for rollback."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def versions(self) -> list[str]:
+        found = [p.name for p in self.root.glob("pipeline_v*") if VERSION_PATTERN.match(p.name) and p.is_dir()]
+        return sorted(found, key=lambda name: int(VERSION_PATTERN.match(name).group(1)))
+
+    def next_version(self) -> str:
+        existing = self.versions()
+        number = int(VERSION_PATTERN.match(existing[-1]).group(1)) + 1 if existing else 1
+        return f"pipeline_v{number}"
+
+    def path(self, version: str) -> Path:
+        return self.root / self._normalize(version)
+
+    def _normalize(self, version: str) -> str:
+        name = version if version.startswith("pipeline_") else f"pipeline_{version}"
+        if not VERSION_PATTERN.match(name):
+            raise BundleError(f"Bundle version {version!r} is not of the form vN or pipeline_vN.")
+        return name
+
+    def live_version(self) -> str | None:
+        pointer = self.root / LIVE_POINTER
+        return pointer.read_text().strip() if pointer.is_file() else None
+
+    def live_path(self) -> Path:
+        version = self.live_version()
+        if version is None:
+            raise BundleError(f"No live bundle under {self.root}: build one, then promote it.")
+        return self.path(version)
+
+    def promote(self, version: str) -> Path:
+        """Point LIVE at `version` after checking the bundle verifies."""
+        name = self._normalize(version)
+        verify_bundle(self.root / name)
+        temporary = self.root / f".{LIVE_POINTER}.{uuid.uuid4().hex}.tmp"
+        temporary.write_text(name + "\n")
+        os.replace(temporary, self.root / LIVE_POINTER)
+        return self.root / name

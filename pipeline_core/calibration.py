@@ -1,0 +1,229 @@
+"""Per-model multiclass calibration: temperature scaling, a before/after report, a plot.
+
+One calibrator per model and horizon, fit on held-out probabilities (never on the rows
+the model was trained on). Temperature scaling divides the log-probabilities by one
+scalar T and renormalises: T > 1 softens an over-confident model, T < 1 sharpens an
+under-confident one, and the predicted class never changes. It does not correct a
+shift in class priors (e.g. from class-weighted training); the stacking meta-learner's
+intercept does that downstream.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.metrics import log_loss
+
+from pipeline_core.errors import ConfigError, DataValidationError, NotFittedError
+from pipeline_core.models.base import N_CLASSES, validate_class_indices
+
+ECE_BINS = 15
+ROW_SUM_TOLERANCE = 1e-3
+
+
+class TemperatureCalibrator:
+    """Multiclass temperature scaling fit by minimising the negative log-likelihood.
+
+    Parameters: `bounds` for T (searched on a log scale), `eps` the floor applied to
+    probabilities before taking logs. Learned: `temperature_`, `n_samples_`.
+    """
+
+    method = "temperature"
+
+    def __init__(self, bounds: tuple[float, float] = (0.05, 20.0), eps: float = 1e-12) -> None:
+        self.bounds = bounds
+        self.eps = eps
+
+    def __repr__(self) -> str:
+        fitted = f", temperature_={self.temperature_:.4f}" if hasattr(self, "temperature_") else ""
+        return f"TemperatureCalibrator(bounds={tuple(self.bounds)}, eps={self.eps}{fitted})"
+
+    def fit(self, probs: np.ndarray, y: np.ndarray) -> TemperatureCalibrator:
+        """Learn the temperature on held-out probabilities (n, 3) and class indices."""
+        low, high = (float(b) for b in self.bounds)
+        if not 0 < low < high:
+            raise ConfigError(f"bounds={self.bounds!r}: expected 0 < low < high.")
+        log_probs = _log_probs(validate_probabilities(probs, "probs"), self.eps)
+        y = validate_class_indices(y)
+        _check_same_rows(log_probs, y)
+        result = minimize_scalar(
+            _nll_of_log_temperature, bounds=(np.log(low), np.log(high)),
+            args=(log_probs, y), method="bounded", options={"xatol": 1e-6},
+        )
+        self.temperature_ = float(np.exp(result.x))
+        self.n_samples_ = int(len(y))
+        return self
+
+    def transform(self, probs: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, float64 (n, 3), rows summing to 1."""
+        if not hasattr(self, "temperature_"):
+            raise NotFittedError(
+                "This TemperatureCalibrator is not fitted yet: call fit(probs, y) or build it "
+                "with from_dict before transform."
+            )
+        log_probs = _log_probs(validate_probabilities(probs, "probs"), self.eps)
+        return softmax(log_probs / self.temperature_)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serializable parameters and learned state."""
+        if not hasattr(self, "temperature_"):
+            raise NotFittedError("This TemperatureCalibrator is not fitted: nothing to save.")
+        return {
+            "method": self.method,
+            "bounds": [float(b) for b in self.bounds],
+            "eps": float(self.eps),
+            "temperature": self.temperature_,
+            "n_samples": self.n_samples_,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TemperatureCalibrator:
+        """Rebuild a fitted calibrator from `to_dict` output."""
+        if data.get("method") != cls.method:
+            raise ConfigError(
+                f"Calibrator method {data.get('method')!r} cannot be read by "
+                f"TemperatureCalibrator: expected {cls.method!r}."
+            )
+        try:
+            calibrator = cls(bounds=tuple(data["bounds"]), eps=float(data["eps"]))
+            temperature = float(data["temperature"])
+            calibrator.n_samples_ = int(data["n_samples"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(
+                f"Calibrator dict is incomplete or malformed ({err!r}): expected the keys "
+                "method, bounds, eps, temperature, n_samples written by to_dict()."
+            ) from err
+        if not np.isfinite(temperature) or temperature <= 0:
+            raise ConfigError(f"temperature={temperature!r}: expected a positive number.")
+        calibrator.temperature_ = temperature
+        return calibrator
+
+
+def calibration_report(
+    probs_before: np.ndarray, probs_after: np.ndarray, y: np.ndarray
+) -> dict[str, float | int]:
+    """Log-loss and top-label ECE (15 bins) before and after calibration."""
+    probs_before = validate_probabilities(probs_before, "probs_before")
+    probs_after = validate_probabilities(probs_after, "probs_after")
+    y = validate_class_indices(y)
+    _check_same_rows(probs_before, y)
+    _check_same_rows(probs_after, y)
+    labels = list(range(N_CLASSES))
+    return {
+        "n_samples": int(len(y)),
+        "log_loss_before": float(log_loss(y, probs_before, labels=labels)),
+        "log_loss_after": float(log_loss(y, probs_after, labels=labels)),
+        "ece_before": expected_calibration_error(probs_before, y),
+        "ece_after": expected_calibration_error(probs_after, y),
+    }
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Top-label ECE: sum over equal-width confidence bins of |accuracy - confidence|."""
+    confidence, correct, bin_index = _top_label_bins(probs, y, n_bins)
+    counts = np.bincount(bin_index, minlength=n_bins)
+    gap = np.abs(
+        np.bincount(bin_index, weights=correct, minlength=n_bins)
+        - np.bincount(bin_index, weights=confidence, minlength=n_bins)
+    )
+    return float(gap.sum() / counts.sum())
+
+
+def reliability_plot_png(
+    probs_by_name: dict[str, np.ndarray], y: np.ndarray, n_bins: int = ECE_BINS
+) -> bytes:
+    """PNG bytes of a top-label reliability diagram, one curve per name (Agg, no pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    y = validate_class_indices(y)
+    figure = Figure(figsize=(5.5, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+    for name, probs in probs_by_name.items():
+        probs = validate_probabilities(probs, f"probs_by_name[{name!r}]")
+        _check_same_rows(probs, y)
+        confidence, accuracy = _reliability_curve(probs, y, n_bins)
+        ece = expected_calibration_error(probs, y, n_bins)
+        axes.plot(confidence, accuracy, marker="o", label=f"{name} (ECE {ece:.3f})")
+    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean top-label confidence",
+             ylabel="accuracy", title=f"Reliability ({n_bins} bins, n={len(y)})")
+    axes.legend(loc="upper left", fontsize="small")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def validate_probabilities(probs: np.ndarray, name: str) -> np.ndarray:
+    """Return probs as float64 (n, 3) or raise naming what is wrong."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != N_CLASSES:
+        raise DataValidationError(
+            f"{name} has shape {probs.shape}: expected (n, {N_CLASSES}) class probabilities "
+            "in the column order -1 / 0 / 1."
+        )
+    if not np.isfinite(probs).all() or (probs < 0).any():
+        raise DataValidationError(
+            f"{name} has negative or non-finite values: expected probabilities in [0, 1] "
+            "(pass probabilities, not logits)."
+        )
+    worst = np.abs(probs.sum(axis=1) - 1.0)
+    if worst.size and worst.max() > ROW_SUM_TOLERANCE:
+        row = int(worst.argmax())
+        raise DataValidationError(
+            f"{name} row {row} sums to {probs[row].sum():.6f}: expected rows summing to 1 "
+            "(pass probabilities, not logits)."
+        )
+    return probs
+
+
+def _check_same_rows(probs: np.ndarray, y: np.ndarray) -> None:
+    if len(probs) != len(y) or len(y) == 0:
+        raise DataValidationError(
+            f"Probabilities have {len(probs)} rows and y has {len(y)}: expected the same, "
+            "non-zero number of rows."
+        )
+
+
+def _log_probs(probs: np.ndarray, eps: float) -> np.ndarray:
+    return np.log(np.clip(probs, eps, 1.0))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of float64 logits (n, k)."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _nll_of_log_temperature(log_t: float, log_probs: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of softmax(log_probs / exp(log_t))."""
+    scaled = log_probs / np.exp(log_t)
+    shifted = scaled - scaled.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1))
+    return float(np.mean(log_norm - shifted[np.arange(len(y)), y]))
+
+
+def _top_label_bins(
+    probs: np.ndarray, y: np.ndarray, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Confidence, correctness (0/1) and equal-width bin of each row's top label."""
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y).astype(np.float64)
+    bin_index = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    return confidence, correct, bin_index
+
+
+def _reliability_curve(
+    probs: np.ndarray, y: np.ndarray, n_bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean confidence and accuracy of each non-empty bin."""
+    confidence, correct, bin_index = _top_label_bins(probs, y, n_bins)
+    counts = np.bincount(bin_index, minlength=n_bins)
+    filled = counts > 0
+    mean_confidence = np.bincount(bin_index, weights=confidence, minlength=n_bins)[filled]
+    accuracy = np.bincount(bin_index, weights=correct, minlength=n_bins)[filled]
+    return mean_confidence / counts[filled], accuracy / counts[filled]

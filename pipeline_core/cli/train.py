@@ -1,0 +1,60 @@
+"""`inference-pipeline train`: raw OHLCV -> a saved bundle, with an evaluation table."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from tqdm import tqdm
+
+from pipeline_core.data import validate_ohlcv
+from pipeline_core.evaluation import format_table
+from pipeline_core.profiles import PROFILES, profile_config
+from pipeline_core.training import train_pipeline
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a profile on OHLCV data and save the bundle",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--data", required=True, help="parquet/CSV file or date-partitioned folder")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="max-accuracy")
+    parser.add_argument("--horizons", type=int, nargs="+", help="override the profile's horizons")
+    parser.add_argument("--out", required=True, help="bundle folder to write, e.g. deployment/pipeline_v1")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {"horizons": args.horizons} if args.horizons else {}
+    config = profile_config(args.profile, **overrides)
+    bars = validate_ohlcv(args.data)
+    print(f"training {args.profile} ({', '.join(config.model_names)}) on {bars.height:,} bars, horizons {config.horizons}")
+    started = time.perf_counter()
+    with tqdm(total=len(config.model_names) * len(config.horizons), unit="model") as bar:
+        stepper = _Stepper(bar)
+        pipeline = train_pipeline(bars, config, progress=stepper)
+        stepper.finish()
+    pipeline.save(args.out)
+    print(format_table(pipeline.evaluation))
+    print(f"saved {args.out} in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+class _Stepper:
+    """Progress callback: each call names the model now being fitted."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+        self.started = False
+
+    def __call__(self, step: str) -> None:
+        if self.started:
+            self.bar.update(1)
+        self.started = True
+        self.bar.set_description(step)
+
+    def finish(self) -> None:
+        self.bar.update(1)
+        self.bar.set_description("calibrated, ensembled, evaluated")

@@ -1,0 +1,129 @@
+"""From raw bars to what the models read: scaled feature rows and sequence windows.
+
+Training and scoring both go through `featurize`, so they select and shape rows the same
+way. Rows stay in (symbol, time) order. A row is scored when it has the feature lookback
+behind it and, with sequence models, `sequence_length - 1` more featured rows of its own
+symbol. Sequence windows are zero-copy views (`sliding_window_view`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from numpy.lib.stride_tricks import sliding_window_view
+
+from pipeline_core.data import validate_ohlcv
+from pipeline_core.features import FeatureSet, compute_features
+from pipeline_core.scaling import scale
+
+
+@dataclass
+class FeatureRows:
+    """Unscaled features of every row with history, and which of them can be scored."""
+
+    raw: np.ndarray  # (rows with features, n_features) float32, symbol blocks contiguous
+    blocks: list[tuple[int, int]]  # per symbol: [start, end) of its rows in `raw`
+    scored: np.ndarray  # indices into `raw` of the scored rows
+    rows: np.ndarray  # positions of the scored rows in the validated bars
+    sequence_length: int
+    timestamps: np.ndarray  # of the scored rows, datetime64[us] (UTC)
+    symbols: np.ndarray
+    unscored: pl.DataFrame  # timestamp, symbol of rows without enough history
+
+    @property
+    def n_scored(self) -> int:
+        return len(self.scored)
+
+    def scaled_by(self, scaler) -> ModelInputs:
+        return ModelInputs(self, scale(scaler, self.raw))
+
+
+@dataclass
+class ModelInputs:
+    """Feature rows with their scaled values: what the base models are run on."""
+
+    rows: FeatureRows
+    scaled: np.ndarray
+
+    @property
+    def n_scored(self) -> int:
+        return self.rows.n_scored
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return self.rows.timestamps
+
+    @property
+    def symbols(self) -> np.ndarray:
+        return self.rows.symbols
+
+    @property
+    def unscored(self) -> pl.DataFrame:
+        return self.rows.unscored
+
+    @property
+    def features(self) -> np.ndarray:
+        """Unscaled features of the scored rows (what drift monitoring compares)."""
+        return self.rows.raw[self.rows.scored]
+
+    def tabular(self, positions: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_features) scaled rows of the scored rows (or a subset of them)."""
+        scored = self.rows.scored if positions is None else self.rows.scored[positions]
+        return self.scaled[scored]
+
+    def sequences(self, positions: np.ndarray | None = None) -> list[np.ndarray]:
+        """(n, sequence_length, n_features) windows ending at the scored rows, as views
+        per symbol, or one gathered array for a subset of positions."""
+        length = self.rows.sequence_length
+        windows = sliding_window_view(self.scaled, length, axis=0).transpose(0, 2, 1)
+        if positions is not None:
+            return [windows[self.rows.scored[positions] - length + 1]]
+        return [windows[start : end - length + 1] for start, end in self.rows.blocks if end - start >= length]
+
+    def gather(self, model, positions: np.ndarray) -> np.ndarray:
+        """A model's input array for a subset of the scored rows (a copy)."""
+        return self.sequences(positions)[0] if model.is_sequence else self.tabular(positions)
+
+    def run(self, model, batch_size: int, positions: np.ndarray | None = None) -> np.ndarray:
+        """A model's probabilities on the scored rows (or a subset of them)."""
+        count = self.n_scored if positions is None else len(positions)
+        if count == 0:
+            return np.empty((0, 3))
+        if not model.is_sequence:
+            return model.predict_proba(self.tabular(positions))
+        return np.concatenate([model.predict_proba(block) for block in self.sequences(positions)])
+
+
+def featurize(df, feature_set: FeatureSet, sequence_length: int, uses_sequences: bool) -> FeatureRows:
+    """Validate `df`, compute its features and decide which rows can be scored."""
+    bars = validate_ohlcv(df)
+    extra = sequence_length - 1 if uses_sequences else 0
+    featured = compute_features(bars, feature_set).with_row_index("row").with_columns(
+        position=pl.int_range(pl.len(), dtype=pl.Int64).over("symbol")
+    )
+    has_features = featured.filter(pl.col("position") >= feature_set.lookback)
+    blocks = _symbol_blocks(has_features["symbol"])
+    scored = np.concatenate([np.arange(start + extra, end) for start, end in blocks] or [np.empty(0, np.int64)])
+    keys = has_features.select("row", "timestamp", "symbol")[scored]
+    return FeatureRows(
+        raw=has_features.select(feature_set.columns).to_numpy().astype(np.float32),
+        blocks=blocks,
+        scored=scored,
+        rows=keys["row"].to_numpy().astype(np.int64),
+        sequence_length=sequence_length,
+        timestamps=keys["timestamp"].dt.replace_time_zone(None).to_numpy(),
+        symbols=keys["symbol"].to_numpy(),
+        unscored=featured.filter(pl.col("position") < feature_set.lookback + extra).select("timestamp", "symbol"),
+    )
+
+
+def _symbol_blocks(symbols: pl.Series) -> list[tuple[int, int]]:
+    """[start, end) of each symbol's run in a symbol-sorted column."""
+    if symbols.len() == 0:
+        return []
+    values = symbols.to_numpy()
+    starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
+    ends = np.append(starts[1:], len(values))
+    return list(zip(starts.tolist(), ends.tolist()))

@@ -1,0 +1,75 @@
+"""CatBoost direction model: MultiClass oblivious trees, saved as `.cbm`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import catboost as cb
+import numpy as np
+
+from pipeline_core.models.base import N_CLASSES, BaseDirectionModel, sample_weights
+
+MODEL_FILE = "model.cbm"
+
+
+class CatBoostModel(BaseDirectionModel):
+    """Oblivious-tree boosting on tabular features (n, n_features).
+
+    `native` is a `catboost.CatBoostClassifier` shrunk to the best validation iteration;
+    `native.predict_proba(X)` returns float64 (n, 3) equal to `predict_proba(X)`.
+    Training writes no files (`allow_writing_files=False`).
+    """
+
+    family: ClassVar[str] = "catboost"
+    is_sequence: ClassVar[bool] = False
+    library_name: ClassVar[str] = "catboost"
+    native_files: ClassVar[tuple[str, ...]] = (MODEL_FILE,)
+    load_errors: ClassVar[tuple[type[Exception], ...]] = (cb.CatBoostError,)
+    default_params: ClassVar[dict[str, Any]] = {
+        "n_estimators": 300,
+        "learning_rate": 0.1,
+        "depth": 6,
+        "l2_leaf_reg": 3.0,
+        "max_bin": 254,
+        "early_stopping_rounds": 30,
+        "class_weight": None,
+        "n_jobs": 2,
+        "seed": 0,
+    }
+
+    def _fit_native(
+        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray
+    ) -> tuple[cb.CatBoostClassifier, dict[str, Any]]:
+        p = self.params
+        model = cb.CatBoostClassifier(
+            loss_function="MultiClass",
+            class_names=list(range(N_CLASSES)),
+            iterations=p["n_estimators"],
+            learning_rate=p["learning_rate"],
+            depth=p["depth"],
+            l2_leaf_reg=p["l2_leaf_reg"],
+            border_count=p["max_bin"],
+            early_stopping_rounds=p["early_stopping_rounds"],
+            use_best_model=True,
+            thread_count=p["n_jobs"],
+            random_seed=p["seed"],
+            allow_writing_files=False,
+            verbose=False,
+        )
+        val = cb.Pool(X_val, label=y_val, weight=sample_weights(y_val, p["class_weight"]))
+        model.fit(X, y, sample_weight=sample_weights(y, p["class_weight"]), eval_set=val)
+        state = {"best_iteration": int(model.get_best_iteration()),
+                 "n_trees": int(model.tree_count_)}
+        return model, state
+
+    def _predict_native(self, X: np.ndarray) -> np.ndarray:
+        return self.model_.predict_proba(X, thread_count=self.params["n_jobs"])
+
+    def _save_native(self, folder: Path) -> None:
+        self.model_.save_model(str(folder / MODEL_FILE), format="cbm")
+
+    def _load_native(self, folder: Path) -> cb.CatBoostClassifier:
+        model = cb.CatBoostClassifier(thread_count=self.params["n_jobs"])
+        model.load_model(str(folder / MODEL_FILE), format="cbm")
+        return model

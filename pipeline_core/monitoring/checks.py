@@ -1,0 +1,342 @@
+"""The three checks of a batch against the reference: features, predictions, performance.
+
+Each returns its table rows, its alerts and notes on what could not be checked. Every
+family of tests has its own alpha from DriftConfig, split (Bonferroni) or corrected over
+its tests, so together they keep the false-alarm budget of the config. The feature and
+confidence tests count serially dependent rows by their effective size (see
+`monitoring.dependence`) unless `config.serial_correlation` is off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline_core.monitoring.alerts import AlertSeverity, DriftAlert
+from pipeline_core.monitoring.config import DriftConfig
+from pipeline_core.monitoring.dependence import (
+    Runs,
+    ar1_inflation,
+    effective_size,
+    lag1_autocorrelation,
+)
+from pipeline_core.monitoring.inputs import CLASSES
+from pipeline_core.monitoring.reference import DistributionSketch, ReferenceStats
+from pipeline_core.monitoring.report import FeatureDrift, MetricDrift
+from pipeline_core.monitoring.statistics import (
+    accuracy_bound,
+    accuracy_drop_pvalue,
+    adjust_pvalues,
+    bin_proportions,
+    chi2_homogeneity,
+    ks_pvalue,
+    ks_statistic,
+    mean_bound,
+    mean_rise_pvalue,
+    psi,
+    psi_threshold,
+)
+
+CheckOutput = tuple[list, list[DriftAlert], list[str]]
+_LOG_LOSS_CLIP = 1e-15
+
+
+def feature_drift(reference: ReferenceStats, matrix: np.ndarray, runs: Runs, config: DriftConfig) -> CheckOutput:
+    """Per-feature KS test (corrected over features) and PSI on effective sizes; the feature-share rule.
+
+    `runs` are the batch rows' time-ordered runs (one per group).
+    """
+    n, sketches = matrix.shape[0], reference.features
+    n_eff = effective_size(n, _batch_inflation(sketches, matrix, runs, config))
+    m_eff = np.array([_reference_size(sketch, config) for sketch in sketches])
+    ordered = np.sort(matrix.T, axis=1)
+    effects = np.array([_compare(sketch, ordered[j], config) for j, sketch in enumerate(sketches)])
+    ks, psis = effects[:, 0], effects[:, 1]
+    thresholds = psi_threshold(n_eff, m_eff, np.array([s.psi_df for s in sketches]), config.psi_quantile,
+                               config.psi_floor)
+    pvalues = ks_pvalue(ks, n_eff, m_eff)
+    adjusted = adjust_pvalues(pvalues, config.correction)
+    means = matrix.mean(axis=0)
+    rows = []
+    for j, (name, sketch) in enumerate(zip(reference.feature_names, sketches)):
+        significant = bool(adjusted[j] < config.ks_alpha)
+        rows.append(
+            FeatureDrift(
+                feature=name,
+                psi=float(psis[j]),
+                psi_threshold=float(thresholds[j]),
+                ks_stat=float(ks[j]),
+                ks_pvalue=float(pvalues[j]),
+                ks_pvalue_adjusted=float(adjusted[j]),
+                mean_shift_sigma=float((means[j] - sketch.mean) / sketch.std) if sketch.std > 0 else 0.0,
+                significant=significant,
+                drifted=significant and bool(psis[j] >= thresholds[j]),
+                effective_size=float(n_eff[j]),
+            )
+        )
+    alerts = [_feature_alert(row, n, len(rows), config) for row in rows if row.significant]
+    share_alert = _feature_share_alert(rows, n, config)
+    return rows, alerts + ([share_alert] if share_alert else []), []
+
+
+def _feature_share_alert(rows: list[FeatureDrift], n: int, config: DriftConfig) -> DriftAlert | None:
+    """CRITICAL when the share of drifted features reaches config.critical_feature_share."""
+    drifted = [row.feature for row in rows if row.drifted]
+    share = len(drifted) / len(rows)
+    if not drifted or share < config.critical_feature_share:
+        return None
+    return DriftAlert(
+        severity=AlertSeverity.CRITICAL,
+        metric="feature_share",
+        feature=None,
+        statistic=share,
+        threshold=config.critical_feature_share,
+        batch_size=n,
+        message=(
+            f"{share:.0%} of features drifted (critical share {config.critical_feature_share:.0%}): "
+            f"{_listing(drifted)}; batch of {n} rows"
+        ),
+    )
+
+
+def _batch_inflation(
+    sketches: tuple[DistributionSketch, ...], matrix: np.ndarray, runs: Runs, config: DriftConfig
+) -> np.ndarray:
+    """Per-column variance inflation of the batch rows: the larger of the batch's own AR(1)
+    factor and the reference's inflation for runs of the batch's lengths (1 when off)."""
+    if not config.serial_correlation:
+        return np.ones(matrix.shape[1])
+    own = ar1_inflation(lag1_autocorrelation(matrix, runs))
+    shown = np.array([sketch.run_inflation(runs.lengths) for sketch in sketches])
+    return np.maximum(own, shown)
+
+
+def _reference_size(sketch: DistributionSketch, config: DriftConfig) -> float:
+    return sketch.independent_size if config.serial_correlation else float(sketch.size)
+
+
+def _compare(sketch: DistributionSketch, ordered: np.ndarray, config: DriftConfig) -> tuple[float, float]:
+    """(KS statistic, PSI) of sorted batch values against a reference sketch."""
+    m = sketch.size
+    ks = ks_statistic(ordered, sketch.support, sketch.count_le / m, sketch.count_lt / m)
+    return ks, psi(bin_proportions(ordered, sketch.edges), sketch.proportions, config.psi_epsilon)
+
+
+def _rows_text(n: int, n_eff: float) -> str:
+    """'batch of 3120 rows', with what they are worth when serially dependent."""
+    worth = f", worth {n_eff:.0f} independent" if n_eff < 0.995 * n else ""
+    return f"batch of {n} rows{worth}"
+
+
+def _feature_alert(row: FeatureDrift, n: int, n_features: int, config: DriftConfig) -> DriftAlert:
+    test = (
+        f"KS D {row.ks_stat:.3f}, p {row.ks_pvalue_adjusted:.2g} after {config.correction} over "
+        f"{n_features} features < {config.ks_alpha}"
+    )
+    if row.drifted:
+        severity, what = AlertSeverity.WARNING, f"drifted: PSI {row.psi:.3f} >= {row.psi_threshold:.3f}"
+    else:
+        severity, what = AlertSeverity.INFO, f"shifted slightly: PSI {row.psi:.3f} < {row.psi_threshold:.3f}"
+    return DriftAlert(
+        severity=severity,
+        metric="feature_drift",
+        feature=row.feature,
+        statistic=row.psi,
+        threshold=row.psi_threshold,
+        batch_size=n,
+        message=f"feature {row.feature!r} {what} ({test}); {_rows_text(n, row.effective_size)}",
+    )
+
+
+def prediction_drift(
+    reference: ReferenceStats,
+    predictions: np.ndarray | None,
+    confidences: np.ndarray | None,
+    runs: Runs,
+    config: DriftConfig,
+) -> CheckOutput:
+    """Class balance (chi-square) and confidence distribution (KS), sharing prediction_alpha."""
+    notes = []
+    run_balance = predictions is not None and reference.class_proportions is not None
+    run_confidence = confidences is not None and reference.confidence is not None
+    if predictions is not None and not run_balance:
+        notes.append("class balance not checked: the reference has no predictions")
+    if confidences is not None and not run_confidence:
+        notes.append("confidence not checked: the reference has no confidences")
+    alpha = config.prediction_alpha / max(run_balance + run_confidence, 1)
+    rows = []
+    if run_balance:
+        rows.append(_class_balance(reference, predictions, alpha, config))
+    if run_confidence:
+        rows.append(_confidence(reference.confidence, confidences, runs, alpha, config))
+    return rows, [_metric_alert(row) for row in rows if row.severity is not None], notes
+
+
+def _class_balance(
+    reference: ReferenceStats, predictions: np.ndarray, alpha: float, config: DriftConfig
+) -> MetricDrift:
+    n, m = predictions.size, reference.n_predictions
+    ref_props = np.asarray(reference.class_proportions)
+    counts = np.array([np.count_nonzero(predictions == c) for c in CLASSES])
+    _, _, p_value = chi2_homogeneity(counts, np.round(ref_props * m))
+    value = psi(counts / n, ref_props, config.psi_epsilon)
+    df = max(int(np.count_nonzero(ref_props)) - 1, 1)
+    threshold = psi_threshold(n, m, df, config.psi_quantile, config.psi_floor)
+    return MetricDrift(
+        metric="class_balance",
+        statistic="psi",
+        value=value,
+        reference=None,
+        threshold=threshold,
+        test="chi-square",
+        p_value=p_value,
+        alpha=alpha,
+        n=n,
+        severity=_distribution_severity(p_value, alpha, value, threshold),
+    )
+
+
+def _confidence(
+    sketch: DistributionSketch, confidences: np.ndarray, runs: Runs, alpha: float, config: DriftConfig
+) -> MetricDrift:
+    n = confidences.size
+    n_eff = float(effective_size(n, _batch_inflation((sketch,), confidences[:, None], runs, config))[0])
+    m_eff = _reference_size(sketch, config)
+    ks, value = _compare(sketch, np.sort(confidences), config)
+    threshold = psi_threshold(n_eff, m_eff, sketch.psi_df, config.psi_quantile, config.psi_floor)
+    p_value = float(ks_pvalue(ks, n_eff, m_eff))
+    return MetricDrift(
+        metric="confidence",
+        statistic="psi",
+        value=value,
+        reference=None,
+        threshold=threshold,
+        test="ks",
+        p_value=p_value,
+        alpha=alpha,
+        n=n,
+        severity=_distribution_severity(p_value, alpha, value, threshold),
+        effective_size=n_eff,
+    )
+
+
+def _distribution_severity(p_value: float, alpha: float, value: float, threshold: float) -> AlertSeverity | None:
+    if p_value >= alpha:
+        return None
+    return AlertSeverity.WARNING if value >= threshold else AlertSeverity.INFO
+
+
+def performance_drift(
+    reference: ReferenceStats,
+    predictions: np.ndarray | None,
+    probabilities: np.ndarray | None,
+    actuals: np.ndarray | None,
+    config: DriftConfig,
+) -> CheckOutput:
+    """One-sided accuracy (binomial) and log-loss (t) tests against validation figures."""
+    if actuals is None:
+        return [], [], []
+    known = ~np.isnan(actuals)
+    n_known = int(known.sum())
+    if n_known < config.min_batch_size:
+        return [], [], [
+            f"performance not checked: {n_known} rows with known actuals, fewer than "
+            f"min_batch_size={config.min_batch_size}"
+        ]
+    notes = []
+    run_accuracy = predictions is not None and reference.accuracy is not None
+    run_log_loss = probabilities is not None and reference.log_loss is not None
+    if not run_accuracy:
+        notes.append("accuracy not checked: needs predictions and a validation accuracy in the reference")
+    if not run_log_loss:
+        notes.append("log-loss not checked: needs probabilities and a validation log-loss in the reference")
+    alpha = config.performance_alpha / max(run_accuracy + run_log_loss, 1)
+    labels = actuals[known]
+    rows = []
+    if run_accuracy:
+        rows.append(_accuracy(reference.accuracy, predictions[known], labels, alpha, config))
+    if run_log_loss:
+        rows.append(_log_loss(reference.log_loss, probabilities[known], labels, alpha, config))
+    return rows, [_metric_alert(row) for row in rows if row.severity is not None], notes
+
+
+def _accuracy(
+    validation: float, predictions: np.ndarray, labels: np.ndarray, alpha: float, config: DriftConfig
+) -> MetricDrift:
+    n = labels.size
+    correct = int(np.count_nonzero(predictions == labels))
+    p_value = accuracy_drop_pvalue(correct, n, validation)
+    critical_level = validation - config.accuracy_critical_drop
+    severity = None
+    threshold = accuracy_bound(n, validation, alpha)
+    if accuracy_drop_pvalue(correct, n, critical_level) < alpha:
+        severity, threshold = AlertSeverity.CRITICAL, accuracy_bound(n, critical_level, alpha)
+    elif p_value < alpha:
+        severity = AlertSeverity.WARNING
+    return MetricDrift(
+        metric="accuracy",
+        statistic="accuracy",
+        value=correct / n,
+        reference=validation,
+        threshold=threshold,
+        test="binomial",
+        p_value=p_value,
+        alpha=alpha,
+        n=n,
+        severity=severity,
+    )
+
+
+def _log_loss(
+    validation: float, probabilities: np.ndarray, labels: np.ndarray, alpha: float, config: DriftConfig
+) -> MetricDrift:
+    n = labels.size
+    columns = np.searchsorted(CLASSES, labels.astype(np.int64))
+    losses = -np.log(np.clip(probabilities[np.arange(n), columns], _LOG_LOSS_CLIP, 1.0))
+    p_value, std_error = mean_rise_pvalue(losses, validation)
+    critical_level = validation + config.log_loss_critical_rise
+    severity = None
+    threshold = mean_bound(validation, std_error, n, alpha)
+    if mean_rise_pvalue(losses, critical_level)[0] < alpha:
+        severity, threshold = AlertSeverity.CRITICAL, mean_bound(critical_level, std_error, n, alpha)
+    elif p_value < alpha:
+        severity = AlertSeverity.WARNING
+    return MetricDrift(
+        metric="log_loss",
+        statistic="log_loss",
+        value=float(losses.mean()),
+        reference=validation,
+        threshold=threshold,
+        test="t",
+        p_value=p_value,
+        alpha=alpha,
+        n=n,
+        severity=severity,
+    )
+
+
+def _metric_alert(row: MetricDrift) -> DriftAlert:
+    if row.reference is None:
+        detail = (
+            f"{row.metric} distribution shifted: PSI {row.value:.3f} (threshold {row.threshold:.3f}), "
+            f"{row.test} p {row.p_value:.2g} < {row.alpha:.3g}"
+        )
+    else:
+        worse = "below" if row.metric == "accuracy" else "above"
+        detail = (
+            f"{row.metric} {row.value:.4f} is {worse} the bound {row.threshold:.4f} "
+            f"(validation {row.reference:.4f}, one-sided {row.test} p {row.p_value:.2g} < {row.alpha:.3g})"
+        )
+    return DriftAlert(
+        severity=row.severity,
+        metric=row.metric,
+        feature=None,
+        statistic=row.value,
+        threshold=row.threshold,
+        batch_size=row.n,
+        message=f"{detail}; {_rows_text(row.n, row.n if row.effective_size is None else row.effective_size)}",
+    )
+
+
+def _listing(names: list[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{names[:limit]}{more}"

@@ -1,0 +1,112 @@
+"""Saving and loading an InferencePipeline as a bundle (see `bundle` for the format).
+
+Layout: config.json, scaler.json, models/<name>_h<H>/, calibrators/<name>_h<H>.json,
+ensemble/meta_h<H>.json, reference/h<H>.json, evaluation.json, manifest.json.
+Every component is JSON or a library's native model format; loaders are looked up by
+component kind in `LOADERS`, never chosen from file contents.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline_core.bundle import Component, new_manifest, verify_bundle, write_bundle
+from pipeline_core.calibration import TemperatureCalibrator
+from pipeline_core.ensemble import ensemble_from_dict
+from pipeline_core.errors import BundleError
+from pipeline_core.labels import CLASSES
+from pipeline_core.models import load_model
+from pipeline_core.monitoring import ReferenceStats
+from pipeline_core.scaling import scaler_from_dict, scaler_to_dict
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise BundleError(f"Bundle file {path.name} is not valid JSON: {err}.") from err
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
+
+
+# kind -> (path, loader name) -> object
+LOADERS: dict[str, Callable[[Path, str], Any]] = {
+    "config": lambda path, _: _read_json(path),
+    "scaler": lambda path, _: scaler_from_dict(_read_json(path)),
+    "model": lambda path, family: load_model(family, path),
+    "calibrator": lambda path, _: TemperatureCalibrator.from_dict(_read_json(path)),
+    "ensemble": lambda path, _: ensemble_from_dict(_read_json(path)),
+    "reference": lambda path, _: ReferenceStats.from_dict(_read_json(path)),
+    "evaluation": lambda path, _: _read_json(path),
+}
+
+
+def _write_components(pipeline, root: Path) -> list[Component]:
+    components = [
+        Component("config", "config", "config.json", "json"),
+        Component("scaler", "scaler", "scaler.json", "robust_scaler"),
+    ]
+    _write_json(root / "config.json", {"config": pipeline.config.to_dict(), "metadata": pipeline.metadata})
+    _write_json(root / "scaler.json", scaler_to_dict(pipeline._scaler))
+    for key, model in pipeline._models.items():
+        folder = root / "models" / key
+        folder.mkdir(parents=True)
+        model.save(folder)
+        components.append(Component("model", key, f"models/{key}", model.family))
+    for key, calibrator in pipeline._calibrators.items():
+        _write_json(root / "calibrators" / f"{key}.json", calibrator.to_dict())
+        components.append(Component("calibrator", key, f"calibrators/{key}.json", "temperature"))
+    for horizon, ensemble in pipeline._meta_learner.items():
+        _write_json(root / "ensemble" / f"meta_h{horizon}.json", ensemble.to_dict())
+        components.append(Component("ensemble", f"meta_h{horizon}", f"ensemble/meta_h{horizon}.json", ensemble.method))
+    for horizon, stats in pipeline.reference_stats.items():
+        _write_json(root / "reference" / f"h{horizon}.json", stats.to_dict())
+        components.append(Component("reference", f"h{horizon}", f"reference/h{horizon}.json", "json"))
+    _write_json(root / "evaluation.json", pipeline.evaluation)
+    components.append(Component("evaluation", "evaluation", "evaluation.json", "json"))
+    return components
+
+
+def save_pipeline(pipeline, path: Path) -> None:
+    fields = new_manifest(
+        pipeline_version=path.name,
+        feature_set=pipeline.config.feature_set,
+        feature_columns=list(pipeline.config.feature_columns),
+        required_lookback=pipeline.required_lookback,
+        horizons=list(pipeline.config.horizons),
+        classes=list(CLASSES),
+        training_window=pipeline.metadata.get("training_window", {}),
+        label_spec=pipeline.metadata.get("label_spec", {}),
+    )
+    write_bundle(path, lambda root: _write_components(pipeline, root), fields)
+    pipeline.version = path.name
+
+
+def load_pipeline(cls, path: Path):
+    manifest = verify_bundle(path)
+    loaded: dict[str, dict[str, Any]] = {}
+    for component in manifest.components:
+        if component.kind not in LOADERS:
+            raise BundleError(f"Bundle component kind {component.kind!r} is unknown: expected one of {sorted(LOADERS)}.")
+        loaded.setdefault(component.kind, {})[component.name] = LOADERS[component.kind](
+            path / component.path, component.loader
+        )
+    from pipeline_core.pipeline import InferenceConfig
+
+    stored = loaded["config"]["config"]
+    pipeline = cls(InferenceConfig.from_dict(stored["config"]))
+    pipeline.metadata = stored["metadata"]
+    pipeline._scaler = loaded["scaler"]["scaler"]
+    pipeline._models = loaded.get("model", {})
+    pipeline._calibrators = loaded.get("calibrator", {})
+    pipeline._meta_learner = {int(name.removeprefix("meta_h")): e for name, e in loaded.get("ensemble", {}).items()}
+    pipeline.reference_stats = {int(name.removeprefix("h")): r for name, r in loaded.get("reference", {}).items()}
+    pipeline.evaluation = loaded["evaluation"]["evaluation"]
+    pipeline.version = manifest.pipeline_version
+    pipeline.manifest = manifest
+    return pipeline

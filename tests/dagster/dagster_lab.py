@@ -1,0 +1,96 @@
+"""Helpers of the Dagster tests: the tiny market, resources on tmp roots, the shared lab."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from pipeline_core.data import MarketSpec, generate_market, write_daily_partitions
+
+from inference_assets.defs.resources import (
+    BundleStoreResource,
+    DataLakeResource,
+    ScoringChecksResource,
+    TrainingResource,
+)
+
+# 3 symbols x 8 days x 240 bars: the bundle trains on the first 6 days, scoring uses 7 and 8.
+TINY_MARKET = MarketSpec(start=date(2024, 3, 1), days=8, symbols=3, bars_per_day=240, seed=11)
+TRAIN_END = date(2024, 3, 6)
+SCORED_DAYS = (date(2024, 3, 7), date(2024, 3, 8))
+SCORED_HORIZONS = (5, 10)
+BARS_PER_PARTITION = TINY_MARKET.symbols * TINY_MARKET.bars_per_day
+FAST_TRAINING = TrainingResource(
+    max_boosting_rounds=15, stacking_folds=2, threads=1, train_end=TRAIN_END.isoformat()
+)
+
+
+class ForbiddenIOManager(dg.IOManager):
+    """Fails if any asset hands Dagster a value to store (everything persists itself)."""
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        if obj is not None:
+            raise AssertionError(f"{context.asset_key} passed a {type(obj).__name__} to the IO manager")
+
+    def load_input(self, context: dg.InputContext):
+        raise AssertionError(f"{context.asset_key} was loaded through the IO manager")
+
+
+@dataclass
+class Lab:
+    """Roots, resources and the instance the Dagster tests share."""
+
+    root: Path
+    instance: dg.DagsterInstance
+    resources: dict
+    definitions: dg.Definitions
+    bundle_result: dg.ExecuteInProcessResult | None
+
+    @property
+    def data_lake(self) -> DataLakeResource:
+        return self.resources["data_lake"]
+
+    @property
+    def deployment_root(self) -> Path:
+        return Path(self.resources["bundles"].deployment_root)
+
+    def prediction_file(self, day: date, horizon: int) -> Path:
+        return self.data_lake.predictions_dir / f"horizon={horizon}" / f"date={day.isoformat()}" / "part-0.parquet"
+
+    def materialize(self, selection, *, resources: dict | None = None, extra_assets=(), **kwargs):
+        """Materialize from the code location's own assets and checks, in this lab."""
+        everything = [*self.definitions.assets, *self.definitions.asset_checks, *extra_assets]
+        return dg.materialize(
+            everything, selection=selection, instance=self.instance,
+            resources={**self.resources, **(resources or {})}, raise_on_error=False, **kwargs,
+        )
+
+
+def lab_resources(root: Path, **overrides) -> dict:
+    return {
+        "data_lake": DataLakeResource(root=str(root / "data")),
+        "bundles": BundleStoreResource(deployment_root=str(root / "deployment")),
+        "scoring_checks": ScoringChecksResource(throughput_floor=1, lookahead_samples=6, parity_samples=120),
+        "training": FAST_TRAINING,
+        "io_manager": ForbiddenIOManager(),
+        **overrides,
+    }
+
+
+def write_market(root: Path) -> None:
+    write_daily_partitions(generate_market(TINY_MARKET), root / "data" / "ohlcv")
+
+
+def check_evaluations(result) -> list:
+    return [
+        event.event_specific_data
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+
+
+def failures(result) -> str:
+    return "\n".join(event.message or "" for event in result.all_events if event.is_failure)

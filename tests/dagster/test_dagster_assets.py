@@ -1,0 +1,142 @@
+"""The bundle assets and the partitioned scoring asset with its checks, via dg.materialize."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from pipeline_core.bundle import MANIFEST_FILE, BundleStore
+
+from inference_assets.defs import resources as resources_module
+from inference_assets.defs.partitions import ScoringPartition
+from inference_assets.defs.resources import BUNDLE_VERSION_TAG, ScoringChecksResource
+
+from dagster_lab import BARS_PER_PARTITION, SCORED_DAYS, SCORED_HORIZONS, check_evaluations
+
+pytestmark = pytest.mark.xdist_group("dagster")
+
+BUNDLE_ASSETS = ["training_data", "feature_scaler", "base_models", "calibrators", "ensembles",
+                 "deployment_bundle", "live_bundle"]
+SAFE_SUFFIXES = {".json", ".npz", ".parquet", ".ubj", ".txt"}
+
+
+def _metadata(result, asset: str) -> dict:
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset]
+    return events[-1].materialization.metadata
+
+
+def test_bundle_assets_build_and_promote_a_bundle(lab):
+    materialized = {e.asset_key.to_user_string() for e in lab.bundle_result.get_asset_materialization_events()}
+    assert materialized == set(BUNDLE_ASSETS)
+    store = BundleStore(lab.deployment_root)
+    assert store.live_version() == "pipeline_v1"
+    bundle = _metadata(lab.bundle_result, "deployment_bundle")
+    manifest = store.path("pipeline_v1") / MANIFEST_FILE
+    assert bundle["manifest_sha256"].value == hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert bundle["bundle_path"].value == str(store.path("pipeline_v1"))
+    assert "| horizon | model | stage |" in bundle["evaluation"].value
+    assert bundle["calibration_plot"].value.count("data:image/png;base64,") == 4
+    assert bundle["training_seconds"].value > 0
+    balance = _metadata(lab.bundle_result, "training_data")
+    shares = [balance[f"share_{c}_h20"].value for c in ("down", "flat", "up")]
+    assert sum(shares) == pytest.approx(1.0)
+
+
+def test_bundle_stages_persist_no_pickle(lab):
+    files = [p for p in lab.data_lake.build_dir.rglob("*") if p.is_file()]
+    assert files, "the build folder is empty"
+    unsafe = sorted(str(p) for p in files if p.suffix not in SAFE_SUFFIXES)
+    assert unsafe == []
+    # ForbiddenIOManager (conftest) would have failed the run had any asset returned a value.
+
+
+def test_bundle_assets_declare_code_versions(lab):
+    graph = lab.definitions.resolve_asset_graph()
+    for name in [*BUNDLE_ASSETS, "scored_predictions"]:
+        assert graph.get(dg.AssetKey(name)).code_version, name
+
+
+def test_scoring_writes_every_partition_with_all_rows(lab, scored_range):
+    for day in SCORED_DAYS:
+        for horizon in SCORED_HORIZONS:
+            frame = pl.read_parquet(lab.prediction_file(day, horizon))
+            assert frame.height == BARS_PER_PARTITION
+            assert frame["timestamp"].dt.date().unique().to_list() == [day]
+            assert frame["horizon"].unique().to_list() == [horizon]
+            assert frame["bundle_version"].unique().to_list() == ["pipeline_v1"]
+    assert not lab.prediction_file(SCORED_DAYS[0], 15).exists()  # outside the range
+
+
+def test_scoring_records_metadata_per_partition(scored_range):
+    events = scored_range.get_asset_materialization_events()
+    by_partition = {e.materialization.partition: e.materialization.metadata for e in events}
+    expected = {str(ScoringPartition(d, h).key) for d in SCORED_DAYS for h in SCORED_HORIZONS}
+    assert set(by_partition) == expected
+    for metadata in by_partition.values():
+        assert metadata["rows"].value == BARS_PER_PARTITION
+        assert metadata["rows_per_s"].value > 0
+        assert metadata["bundle_version"].value == "pipeline_v1"
+        assert 0 < metadata["mean_confidence"].value <= 1
+        shares = sum(metadata[f"share_{c}"].value for c in ("down", "flat", "up"))
+        assert shares == pytest.approx(1.0)
+
+
+def test_all_checks_pass_on_every_scored_partition(scored_range):
+    evaluations = check_evaluations(scored_range)
+    outcomes = {(e.check_name, e.partition): e.passed for e in evaluations}
+    expected = {str(ScoringPartition(d, h).key) for d in SCORED_DAYS for h in SCORED_HORIZONS}
+    for check in ("no_lookahead", "parity", "throughput"):
+        assert {p for c, p in outcomes if c == check} == expected
+    assert all(outcomes.values()), [k for k, passed in outcomes.items() if not passed]
+    assert all(e.target_materialization_data is not None for e in evaluations)
+
+
+def test_scoring_run_pins_its_bundle_version(lab, scored_range):
+    run = lab.instance.get_run_by_id(scored_range.run_id)
+    assert run.tags[BUNDLE_VERSION_TAG] == "pipeline_v1"
+
+
+def test_bundle_is_loaded_once_per_process(lab, scored_range):
+    resources_module._load_bundle.cache_clear()
+    result = lab.materialize(dg.AssetSelection.assets("scored_predictions"), partition_key="2024-03-08|10")
+    assert result.success
+    info = resources_module._load_bundle.cache_info()
+    assert (info.misses, info.hits) == (1, 2)  # the asset loads it, no_lookahead and parity reuse it
+
+
+def test_rematerializing_a_partition_replaces_it_with_the_same_content(lab, scored_range):
+    target = lab.prediction_file(SCORED_DAYS[0], SCORED_HORIZONS[0])
+    before = pl.read_parquet(target)
+    result = lab.materialize(
+        dg.AssetSelection.assets("scored_predictions"), partition_key=str(ScoringPartition(SCORED_DAYS[0], 5).key)
+    )
+    assert result.success
+    assert [p.name for p in target.parent.iterdir()] == ["part-0.parquet"]
+    assert pl.read_parquet(target).equals(before)
+
+
+def test_missing_raw_date_fails_with_a_clear_message(lab):
+    missing = date(2024, 3, 20)
+    result = lab.materialize(dg.AssetSelection.assets("scored_predictions"), partition_key=f"{missing}|5")
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error.cause
+    assert failure.cls_name == "DataValidationError"
+    assert "No raw bars for 1 requested date(s): 2024-03-20" in failure.message
+    assert not lab.prediction_file(missing, 5).parent.exists()
+
+
+def test_throughput_below_the_floor_warns_without_blocking(lab, scored_range):
+    result = lab.materialize(
+        dg.AssetSelection.assets("scored_predictions"),
+        partition_key="2024-03-08|5",
+        resources={"scoring_checks": ScoringChecksResource(throughput_floor=10**9, lookahead_samples=2)},
+    )
+    assert result.success
+    (throughput,) = [e for e in check_evaluations(result) if e.check_name == "throughput"]
+    assert not throughput.passed
+    assert throughput.severity == dg.AssetCheckSeverity.WARN
+    assert throughput.metadata["floor_rows_per_s"].value == 10**9

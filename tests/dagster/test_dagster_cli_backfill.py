@@ -1,0 +1,54 @@
+"""The README's command-line backfill: a date range x horizon range as one run, with checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster_lab import Lab
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster")]
+
+PROJECT = Path(__file__).resolve().parents[2]
+DAGSTER = Path(sys.executable).with_name("dagster")
+INSTANCE_YAML = PROJECT / "inference_assets" / "dagster.yaml"
+DAYS = (date(2024, 3, 7), date(2024, 3, 8))
+
+
+def test_backfill_command_scores_the_range_with_checks(lab: Lab, tmp_path):
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML.read_text())
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path),
+        "INFERENCE_DATA_ROOT": lab.resources["data_lake"].root,
+        "INFERENCE_DEPLOYMENT_ROOT": str(lab.deployment_root),
+        "INFERENCE_THROUGHPUT_FLOOR": "1",
+    }
+    command = [
+        str(DAGSTER), "asset", "materialize", "-m", "inference_assets.definitions",
+        "--select", "scored_predictions", "--partition-range", f"{DAYS[0]}|15...{DAYS[1]}|20",
+    ]
+    completed = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+
+    partitions = {f"{day}|{horizon}" for day in DAYS for horizon in (15, 20)}
+    for day in DAYS:
+        for horizon in (15, 20):
+            assert lab.prediction_file(day, horizon).is_file()
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        (run,) = instance.get_runs()
+        assert run.tags["dagster/asset_partition_range_start"] == f"{DAYS[0]}|15"
+        evaluations = [
+            record.event_log_entry.dagster_event.event_specific_data
+            for record in instance.get_records_for_run(run.run_id).records
+            if record.event_log_entry.dagster_event
+            and record.event_log_entry.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+        ]
+    assert {(e.check_name, e.partition) for e in evaluations if e.passed} == {
+        (name, partition) for name in ("no_lookahead", "parity", "throughput") for partition in partitions
+    }

@@ -1,0 +1,90 @@
+"""The code location loads (in Python and through the CLI); the schedule asks for the right runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from inference_assets.definitions import defs
+from inference_assets.defs.partitions import date_range_tags, scoring_partitions
+from inference_assets.defs.resources import DataLakeResource
+from inference_assets.defs.schedules import daily_scoring_schedule
+
+pytestmark = pytest.mark.xdist_group("dagster")
+
+PROJECT = Path(__file__).resolve().parents[2]
+DAGSTER = Path(sys.executable).with_name("dagster")
+INSTANCE_YAML = PROJECT / "inference_assets" / "dagster.yaml"
+
+
+def test_definitions_list_every_asset_check_job_and_schedule():
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    assets = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert assets == {
+        "ohlcv_bars", "training_data", "feature_scaler", "base_models", "calibrators", "ensembles",
+        "deployment_bundle", "live_bundle", "scored_predictions",
+    }
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert checks == {("scored_predictions", name) for name in ("no_lookahead", "parity", "throughput")}
+    assert {definitions.resolve_job_def(name).name for name in ("bundle_job", "scoring_job")}
+    assert definitions.resolve_schedule_def("daily_scoring_schedule").job_name == "scoring_job"
+    scoring = graph.get(dg.AssetKey("scored_predictions"))
+    assert scoring.partitions_def == scoring_partitions
+    assert scoring.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_scoring_job_includes_the_checks():
+    job = defs().resolve_job_def("scoring_job")
+    names = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
+    assert names == {"no_lookahead", "parity", "throughput"}
+
+
+def test_blocking_checks_are_lookahead_and_parity():
+    specs = {spec.name: spec for checks in defs().asset_checks for spec in checks.check_specs}
+    assert {name for name, spec in specs.items() if spec.blocking} == {"no_lookahead", "parity"}
+
+
+@pytest.mark.slow
+def test_definitions_validate_from_the_cli(tmp_path):
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML.read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    completed = subprocess.run(
+        [str(DAGSTER), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "All code locations passed validation" in completed.stderr + completed.stdout
+
+
+def test_daily_schedule_scores_the_latest_raw_date_for_every_horizon(tmp_path):
+    for day in (date(2024, 3, 7), date(2024, 3, 8), date(2024, 3, 9)):
+        (tmp_path / "ohlcv" / f"date={day}").mkdir(parents=True)
+        (tmp_path / "ohlcv" / f"date={day}" / "part-0.parquet").write_bytes(b"")
+    tick = datetime(2024, 3, 8, 22, tzinfo=timezone.utc)  # the 9th is in the future: not scored
+    context = dg.build_schedule_context(
+        scheduled_execution_time=tick, resources={"data_lake": DataLakeResource(root=str(tmp_path))}
+    )
+    request = daily_scoring_schedule(context)
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_key == "scoring-2024-03-08"
+    assert request.tags == date_range_tags(date(2024, 3, 8), date(2024, 3, 8))
+    keys = scoring_partitions.get_partition_keys_in_range(
+        dg.PartitionKeyRange(request.tags["dagster/asset_partition_range_start"],
+                             request.tags["dagster/asset_partition_range_end"])
+    )
+    assert sorted(map(str, keys)) == sorted(f"2024-03-08|{h}" for h in (5, 10, 15, 20))
+
+
+def test_daily_schedule_skips_without_raw_data(tmp_path):
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2024, 3, 8, 22, tzinfo=timezone.utc),
+        resources={"data_lake": DataLakeResource(root=str(tmp_path))},
+    )
+    assert isinstance(daily_scoring_schedule(context), dg.SkipReason)

@@ -1,0 +1,369 @@
+"""OnlineDriftMonitor: spec usage, alerts and severities, escalation, state, bad input, report."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from pipeline_core.errors import ConfigError, DriftInputError
+from pipeline_core.monitoring import (
+    AlertSeverity,
+    DriftAlert,
+    DriftConfig,
+    DriftReport,
+    OnlineDriftMonitor,
+    ReferenceStats,
+)
+
+NAMES = ["ret_1", "ret_5", "vol_20", "rsi_14", "volume_z"]
+N_REF = 20_000
+CLASS_SHARES = [0.3, 0.4, 0.3]
+
+
+def _features(rng: np.random.Generator, n: int, shift: dict[int, float] | None = None) -> np.ndarray:
+    matrix = rng.normal(size=(n, len(NAMES)))
+    for column, sigmas in (shift or {}).items():
+        matrix[:, column] += sigmas
+    return matrix
+
+
+def _outputs(rng: np.random.Generator, n: int, accuracy: float = 0.55) -> dict[str, np.ndarray]:
+    """Predictions, calibrated-looking probabilities and actuals right `accuracy` of the time."""
+    predictions = rng.choice([-1, 0, 1], size=n, p=CLASS_SHARES)
+    top = rng.uniform(0.4, 0.7, size=n)
+    probabilities = np.empty((n, 3))
+    probabilities[:] = ((1 - top) / 2)[:, None]
+    probabilities[np.arange(n), predictions + 1] = top
+    wrong = (predictions + rng.integers(1, 3, size=n) + 1) % 3 - 1
+    actuals = np.where(rng.random(n) < accuracy, predictions, wrong)
+    return {"predictions": predictions, "probabilities": probabilities, "actuals": actuals}
+
+
+@pytest.fixture(scope="module")
+def stats() -> ReferenceStats:
+    rng = np.random.default_rng(0)
+    outputs = _outputs(rng, N_REF)
+    losses = -np.log(outputs["probabilities"][np.arange(N_REF), outputs["actuals"] + 1])
+    return ReferenceStats.from_data(
+        _features(rng, N_REF),
+        NAMES,
+        predictions=outputs["predictions"],
+        confidences=outputs["probabilities"].max(axis=1),
+        accuracy=0.55,
+        log_loss=float(losses.mean()),
+    )
+
+
+@pytest.fixture
+def monitor(stats) -> OnlineDriftMonitor:
+    return OnlineDriftMonitor.from_reference(stats)
+
+
+def test_monitor_follows_the_spec_usage():
+    rng = np.random.default_rng(1)
+    reference = pd.DataFrame(_features(rng, 5000), columns=NAMES)
+    monitor = OnlineDriftMonitor(reference_data=reference, config=DriftConfig(), feature_names=NAMES)
+    batch = pd.DataFrame(_features(rng, 400, shift={0: 1.0}), columns=NAMES)
+    batch["label"] = rng.choice([-1, 0, 1], size=400)
+    alerts = monitor.check(
+        features=batch[NAMES].values,
+        predictions=rng.choice([-1, 0, 1], size=400),
+        actuals=batch["label"] if "label" in batch else None,
+    )
+    assert [(a.severity, a.metric, a.feature) for a in alerts] == [
+        (AlertSeverity.WARNING, "feature_drift", "ret_1")
+    ]
+    assert not any(a.severity == AlertSeverity.CRITICAL for a in alerts)
+    assert "class balance not checked: the reference has no predictions" in monitor.last_report.notes
+
+
+def test_alert_names_metric_feature_statistic_threshold_and_batch_size(monitor):
+    alerts = monitor.check(_features(np.random.default_rng(2), 300, shift={1: 0.8}))
+    (alert,) = alerts
+    row = next(r for r in monitor.last_report.features if r.feature == "ret_5")
+    assert alert == DriftAlert(
+        severity=AlertSeverity.WARNING,
+        metric="feature_drift",
+        feature="ret_5",
+        statistic=row.psi,
+        threshold=row.psi_threshold,
+        batch_size=300,
+        message=alert.message,
+    )
+    assert "'ret_5' drifted" in alert.message and "KS D" in alert.message and "300 rows" in alert.message
+
+
+def test_severity_is_ordered_so_max_works():
+    assert AlertSeverity.INFO < AlertSeverity.WARNING < AlertSeverity.CRITICAL
+    assert max([AlertSeverity.WARNING, AlertSeverity.CRITICAL, AlertSeverity.INFO]) is AlertSeverity.CRITICAL
+
+
+def test_small_but_significant_shift_in_a_large_batch_is_only_info(monitor):
+    alerts = monitor.check(_features(np.random.default_rng(3), 20_000, shift={2: 0.1}))
+    assert [(a.severity, a.feature) for a in alerts] == [(AlertSeverity.INFO, "vol_20")]
+    row = next(r for r in monitor.last_report.features if r.feature == "vol_20")
+    assert row.significant and not row.drifted and row.psi < row.psi_threshold
+
+
+def test_drift_in_a_large_share_of_features_is_critical(monitor):
+    alerts = monitor.check(_features(np.random.default_rng(4), 250, shift={0: 0.6, 3: 0.6}))
+    critical = [a for a in alerts if a.severity == AlertSeverity.CRITICAL]
+    assert [(a.metric, a.statistic, a.threshold) for a in critical] == [("feature_share", 0.4, 0.3)]
+    assert monitor.last_report.drifted_share == 0.4
+
+
+def test_correction_bh_flags_at_least_what_bonferroni_flags(stats):
+    monitors = {c: OnlineDriftMonitor.from_reference(stats, DriftConfig(correction=c)) for c in ("bonferroni", "bh")}
+    totals = dict.fromkeys(monitors, 0)
+    for seed in range(50):
+        batch = _features(np.random.default_rng(seed), 200, shift={0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25})
+        flagged = {c: {r.feature for r in m.evaluate(batch).features if r.significant} for c, m in monitors.items()}
+        assert flagged["bonferroni"] <= flagged["bh"]
+        totals = {c: totals[c] + len(flagged[c]) for c in totals}
+    assert totals["bh"] > 1.1 * totals["bonferroni"]
+
+
+def test_prediction_class_balance_shift_warns(monitor):
+    rng = np.random.default_rng(6)
+    predictions = rng.choice([-1, 0, 1], size=500, p=[0.15, 0.35, 0.5])
+    alerts = monitor.check(_features(rng, 500), predictions=predictions)
+    assert [(a.severity, a.metric) for a in alerts] == [(AlertSeverity.WARNING, "class_balance")]
+    (row,) = monitor.last_report.metrics
+    assert row.test == "chi-square" and row.p_value < row.alpha
+
+
+def test_confidence_shift_warns(monitor):
+    rng = np.random.default_rng(7)
+    outputs = _outputs(rng, 500)
+    alerts = monitor.check(_features(rng, 500), confidences=rng.uniform(0.34, 0.45, size=500))
+    assert [(a.severity, a.metric) for a in alerts] == [(AlertSeverity.WARNING, "confidence")]
+    assert monitor.check(_features(rng, 500), probabilities=outputs["probabilities"]) == []
+
+
+def test_performance_drop_is_critical_and_matched_performance_is_quiet(monitor):
+    rng = np.random.default_rng(8)
+    good = _outputs(rng, 600, accuracy=0.55)
+    assert monitor.check(_features(rng, 600), **good) == []
+    assert {m.metric for m in monitor.last_report.metrics} == {"class_balance", "confidence", "accuracy", "log_loss"}
+    bad = _outputs(rng, 600, accuracy=0.35)
+    alerts = monitor.check(_features(rng, 600), **bad)
+    assert {(a.severity, a.metric) for a in alerts} == {
+        (AlertSeverity.CRITICAL, "accuracy"),
+        (AlertSeverity.CRITICAL, "log_loss"),
+    }
+    accuracy = next(a for a in alerts if a.metric == "accuracy")
+    assert accuracy.statistic < accuracy.threshold < 0.55 - 0.05
+
+
+def test_small_performance_drop_warns_without_critical(stats):
+    rng = np.random.default_rng(9)
+    monitor = OnlineDriftMonitor.from_reference(stats)
+    outputs = _outputs(rng, 5000, accuracy=0.52)
+    alerts = monitor.check(_features(rng, 5000), predictions=outputs["predictions"], actuals=outputs["actuals"])
+    assert [(a.severity, a.metric) for a in alerts] == [(AlertSeverity.WARNING, "accuracy")]
+
+
+def test_unknown_actuals_are_left_out_of_performance(monitor):
+    rng = np.random.default_rng(10)
+    outputs = _outputs(rng, 300, accuracy=0.2)
+    actuals = outputs["actuals"].astype(float)
+    actuals[40:] = np.nan
+    assert monitor.check(_features(rng, 300), predictions=outputs["predictions"], actuals=actuals) == []
+    assert "performance not checked: 40 rows with known actuals" in " ".join(monitor.last_report.notes)
+    actuals[:] = outputs["actuals"]
+    actuals[200:] = np.nan
+    alerts = monitor.check(_features(rng, 300), predictions=outputs["predictions"], actuals=pd.Series(actuals))
+    assert [(a.metric, a.batch_size) for a in alerts] == [("accuracy", 200)]
+
+
+def test_consecutive_warnings_escalate_and_a_clean_batch_resets(stats):
+    rng = np.random.default_rng(11)
+    monitor = OnlineDriftMonitor.from_reference(stats, DriftConfig(escalate_after=3))
+    levels = []
+    for shift in (1.0, 1.0, 1.0, 1.0, 0.0, 1.0):
+        alerts = monitor.check(_features(rng, 300, shift={0: shift}))
+        levels.append(max((a.severity for a in alerts), default=None))
+    W, C = AlertSeverity.WARNING, AlertSeverity.CRITICAL
+    assert levels == [W, W, C, C, None, W]
+    escalation = [a for a in monitor.check(_features(rng, 300, shift={0: 1.0})) if a.metric == "escalation"]
+    assert escalation == []  # streak restarted after the clean batch: 2 warnings so far
+    assert monitor.warning_streak == 2
+
+
+def test_skipped_batches_neither_extend_nor_break_the_streak(stats):
+    rng = np.random.default_rng(12)
+    monitor = OnlineDriftMonitor.from_reference(stats, DriftConfig(escalate_after=2))
+    monitor.check(_features(rng, 300, shift={0: 1.0}))
+    assert monitor.check(_features(rng, 10)) == []
+    alerts = monitor.check(_features(rng, 300, shift={0: 1.0}))
+    assert [a.metric for a in alerts if a.severity == AlertSeverity.CRITICAL] == ["escalation"]
+
+
+def test_escalation_can_be_disabled(stats):
+    rng = np.random.default_rng(13)
+    monitor = OnlineDriftMonitor.from_reference(stats, DriftConfig(escalate_after=None))
+    for _ in range(5):
+        alerts = monitor.check(_features(rng, 300, shift={0: 1.0}))
+    assert max(a.severity for a in alerts) == AlertSeverity.WARNING
+    assert monitor.warning_streak == 5
+
+
+def test_saved_monitor_resumes_its_streak_and_gives_the_same_reports(stats):
+    rng = np.random.default_rng(14)
+    monitor = OnlineDriftMonitor.from_reference(stats, DriftConfig(escalate_after=3, correction="bh"))
+    monitor.check(_features(rng, 300, shift={0: 1.0}))
+    monitor.check(_features(rng, 300, shift={0: 1.0}))
+    restored = OnlineDriftMonitor.from_json(monitor.to_json())
+    assert restored.config == monitor.config
+    assert (restored.warning_streak, restored.n_checks) == (2, 2)
+    batch = _features(rng, 300, shift={0: 1.0})
+    outputs = _outputs(rng, 300)
+    assert restored.check(batch, **outputs) == monitor.check(batch, **outputs)
+    assert any(a.metric == "escalation" for a in restored.last_report.alerts)
+
+
+def test_from_json_rejects_broken_state(monitor):
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        OnlineDriftMonitor.from_json("{not json")
+    state = json.loads(monitor.to_json())
+    with pytest.raises(ConfigError, match="format_version 7"):
+        OnlineDriftMonitor.from_json(json.dumps({**state, "format_version": 7}))
+    with pytest.raises(ConfigError, match=r"incomplete or malformed \(KeyError\('state'\)\)"):
+        OnlineDriftMonitor.from_json(json.dumps({k: v for k, v in state.items() if k != "state"}))
+    with pytest.raises(ConfigError, match="unknown fields"):
+        OnlineDriftMonitor.from_json(json.dumps({**state, "config": {**state["config"], "bogus": 1}}))
+
+
+def test_from_bundle_reads_reference_stats_of_the_horizon(stats):
+    pipeline = SimpleNamespace(reference_stats={5: stats, 20: stats.to_dict()})
+    assert OnlineDriftMonitor.from_bundle(pipeline, 20).feature_names == tuple(NAMES)
+    assert OnlineDriftMonitor.from_bundle(SimpleNamespace(reference_stats={"20": stats}), 20).reference_stats is stats
+    with pytest.raises(ConfigError, match=r"no drift reference statistics for horizon 60; available: \['20', '5'\]"):
+        OnlineDriftMonitor.from_bundle(pipeline, 60)
+    with pytest.raises(ConfigError, match="has no reference_stats"):
+        OnlineDriftMonitor.from_bundle(SimpleNamespace(), 20)
+
+
+def test_monitor_takes_pandas_and_polars_batches_by_column_name(monitor):
+    batch = _features(np.random.default_rng(15), 300, shift={4: 0.7})
+    expected = monitor.evaluate(batch).to_frame()
+    shuffled = pd.DataFrame(batch, columns=NAMES)[NAMES[::-1]].assign(extra="x")
+    pd.testing.assert_frame_equal(monitor.evaluate(shuffled).to_frame(), expected)
+    pd.testing.assert_frame_equal(monitor.evaluate(pl.from_pandas(shuffled)).to_frame(), expected)
+
+
+def test_monitor_rejects_a_batch_with_the_wrong_number_of_features(monitor):
+    with pytest.raises(DriftInputError, match="batch features has 4 features, but 5 are expected"):
+        monitor.check(np.zeros((100, 4)))
+    with pytest.raises(DriftInputError, match=r"missing feature columns \['rsi_14'\]"):
+        monitor.check(pd.DataFrame(np.zeros((100, 4)), columns=["ret_1", "ret_5", "vol_20", "volume_z"]))
+    with pytest.raises(DriftInputError, match=r"shape \(100,\), expected a 2-D array"):
+        monitor.check(np.zeros(100))
+
+
+def test_monitor_rejects_nan_and_non_numeric_features(monitor):
+    batch = _features(np.random.default_rng(16), 100)
+    batch[[3, 7], 2] = np.nan
+    batch[9, 4] = np.inf
+    with pytest.raises(DriftInputError, match=r"NaN or infinite values in 3 rows, in features \['vol_20', 'volume_z'\]"):
+        monitor.check(batch)
+    frame = pd.DataFrame(np.zeros((100, 5)), columns=NAMES).astype({"rsi_14": object})
+    frame.loc[0, "rsi_14"] = "high"
+    with pytest.raises(DriftInputError, match="non-numeric"):
+        monitor.check(frame)
+
+
+def test_monitor_rejects_bad_predictions_actuals_and_probabilities(monitor):
+    batch = _features(np.random.default_rng(17), 100)
+    with pytest.raises(DriftInputError, match=r"predictions has shape \(99,\), expected \(100,\)"):
+        monitor.check(batch, predictions=np.zeros(99))
+    with pytest.raises(DriftInputError, match=r"predictions has values \['2'\] outside the classes"):
+        monitor.check(batch, predictions=np.full(100, 2))
+    with pytest.raises(DriftInputError, match=r"actuals has values \['5'\]"):
+        monitor.check(batch, actuals=np.full(100, 5.0))
+    with pytest.raises(DriftInputError, match=r"probabilities has shape \(100, 2\)"):
+        monitor.check(batch, probabilities=np.full((100, 2), 0.5))
+    with pytest.raises(DriftInputError, match="summing to 1"):
+        monitor.check(batch, probabilities=np.full((100, 3), 0.5))
+    with pytest.raises(DriftInputError, match="outside \\[0, 1\\]"):
+        monitor.check(batch, confidences=np.full(100, 1.2))
+
+
+def test_empty_and_small_batches_are_skipped_with_a_reason(monitor):
+    for rows in (0, 49):
+        assert monitor.check(np.zeros((rows, 5)), predictions=np.zeros(rows)) == []
+        report = monitor.last_report
+        assert report.skipped_reason == f"batch has {rows} rows, fewer than min_batch_size=50; not judged"
+        assert report.severity is None and report.features == ()
+    assert monitor.n_checks == 0
+    assert monitor.check(pd.DataFrame(columns=NAMES, dtype=float)) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("n_bins", 1, "n_bins is 1"),
+        ("ks_alpha", 0.0, "ks_alpha is 0.0"),
+        ("prediction_alpha", 1.0, "prediction_alpha is 1.0"),
+        ("performance_alpha", float("nan"), "performance_alpha is nan"),
+        ("psi_floor", -0.1, "psi_floor is -0.1"),
+        ("psi_quantile", 1.5, "psi_quantile is 1.5"),
+        ("psi_epsilon", 0.0, "psi_epsilon is 0.0"),
+        ("correction", "holm", "correction is 'holm'"),
+        ("min_batch_size", 1, "min_batch_size is 1"),
+        ("critical_feature_share", 0.0, "critical_feature_share is 0.0"),
+        ("escalate_after", 0, "escalate_after is 0"),
+        ("accuracy_critical_drop", -0.01, "accuracy_critical_drop is -0.01"),
+        ("log_loss_critical_rise", "0.1", "log_loss_critical_rise is '0.1'"),
+    ],
+)
+def test_drift_config_rejects_bad_values(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        DriftConfig(**{field: value})
+
+
+def test_config_with_other_bins_than_the_reference_is_rejected(stats):
+    with pytest.raises(ConfigError, match="config.n_bins is 20 but the reference stats were built with 10"):
+        OnlineDriftMonitor.from_reference(stats, DriftConfig(n_bins=20))
+
+
+def test_config_bins_and_floor_are_used(stats):
+    rng = np.random.default_rng(18)
+    reference = _features(rng, 5000)
+    monitor = OnlineDriftMonitor(reference, DriftConfig(n_bins=5, psi_floor=0.5), feature_names=NAMES)
+    assert monitor.reference_stats.features[0].edges.size == 4
+    report = monitor.evaluate(_features(rng, 2000, shift={0: 1.0}))
+    assert [r.psi_threshold for r in report.features] == [0.5] * 5
+
+
+def test_report_tables_markdown_and_dict(monitor):
+    rng = np.random.default_rng(19)
+    monitor.check(_features(rng, 300, shift={3: 1.0}), **_outputs(rng, 300))
+    report = monitor.last_report
+    frame = report.to_frame()
+    assert list(frame.columns) == [
+        "feature", "psi", "psi_threshold", "ks_stat", "ks_pvalue",
+        "ks_pvalue_adjusted", "mean_shift_sigma", "significant", "drifted", "effective_size",
+    ]
+    assert frame["feature"].iloc[0] == "rsi_14" and frame["drifted"].tolist() == [True, False, False, False, False]
+    assert frame["mean_shift_sigma"].iloc[0] == pytest.approx(1.0, abs=0.15)
+    assert list(report.metrics_frame()["metric"]) == ["class_balance", "confidence", "accuracy", "log_loss"]
+    markdown = report.to_markdown()
+    assert "| rsi_14 |" in markdown and "| WARNING | feature_drift | rsi_14 |" in markdown
+    summary = json.loads(json.dumps(report.to_dict()))
+    assert summary["severity"] == "WARNING" and summary["drifted_features"] == ["rsi_14"]
+
+
+def test_report_plot_is_a_png(monitor):
+    monitor.check(_features(np.random.default_rng(20), 300, shift={3: 1.0}))
+    png = monitor.last_report.plot_png(top_k=4)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    skipped = DriftReport(batch_size=3, skipped_reason="batch has 3 rows")
+    assert skipped.plot_png().startswith(b"\x89PNG")
+    with pytest.raises(ConfigError, match="top_k is 0"):
+        monitor.last_report.plot_png(top_k=0)

@@ -1,0 +1,111 @@
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipeline_core import inputs as inputs_module
+from pipeline_core.errors import ConfigError, InsufficientHistoryError
+from pipeline_core.pipeline import InferenceConfig, InferencePipeline
+from pipeline_core.profiles import PROFILES, profile_config
+
+
+def test_config_rejects_unknown_model_empty_list_bad_horizon_and_method():
+    with pytest.raises(ConfigError, match=r"Unknown model names \['randomforest'\]"):
+        InferenceConfig(model_names=["xgboost", "randomforest"], horizons=[20])
+    with pytest.raises(ConfigError, match="model_names is empty"):
+        InferenceConfig(model_names=[], horizons=[20])
+    with pytest.raises(ConfigError, match=r"Horizons \[7\] must be a non-empty subset"):
+        InferenceConfig(model_names=["xgboost"], horizons=[7])
+    with pytest.raises(ConfigError, match="ensemble_method 'bagging'"):
+        InferenceConfig(model_names=["xgboost"], horizons=[20], ensemble_method="bagging")
+    with pytest.raises(ConfigError, match="feature_columns do not match"):
+        InferenceConfig(model_names=["xgboost"], horizons=[20], feature_columns=["rsi_14"])
+
+
+def test_profiles_are_available_by_name_as_configs():
+    assert sorted(PROFILES) == ["low-latency", "max-accuracy", "multi-horizon"]
+    assert profile_config("max-accuracy").model_names == ["xgboost", "lightgbm", "lstm", "gru"]
+    assert profile_config("multi-horizon").horizons == [5, 10, 15, 20]
+    assert profile_config("low-latency").ensemble_method == "voting"
+    with pytest.raises(ConfigError, match="Unknown profile 'fastest'"):
+        profile_config("fastest")
+
+
+def test_predict_returns_spec_fields_in_class_order(tiny_pipeline, tiny_market):
+    result = tiny_pipeline.predict(tiny_market, horizon=20)
+    n = result.n_samples
+    assert result.probabilities.shape == (n, 3)
+    np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-9)
+    assert set(np.unique(result.predictions)) <= {-1, 0, 1}
+    np.testing.assert_array_equal(result.predictions, np.array([-1, 0, 1])[result.probabilities.argmax(axis=1)])
+    np.testing.assert_array_equal(result.confidence, result.probabilities.max(axis=1))
+    assert set(result.model_outputs) == {"xgboost", "lightgbm", "gru"}
+    assert all(p.shape == (n, 3) for p in result.model_outputs.values())
+    assert result.inference_time_ms > 0
+
+
+def test_predict_reports_rows_without_enough_history(tiny_pipeline, tiny_market):
+    result = tiny_pipeline.predict(tiny_market, horizon=20)
+    lookback = tiny_pipeline.required_lookback
+    assert lookback == tiny_pipeline.feature_set.lookback + 9  # sequence_length 10
+    assert result.unscored.height == 3 * lookback
+    assert result.n_samples + result.unscored.height == tiny_market.height
+    first_scored = tiny_market.filter(pl.col("symbol") == "SYN01")["timestamp"][lookback]
+    scored_syn01 = result.to_frame().filter(pl.col("symbol") == "SYN01")
+    assert scored_syn01["timestamp"][0] == first_scored
+
+
+def test_predict_scores_several_horizons_from_one_feature_pass(tiny_pipeline, tiny_market, monkeypatch):
+    calls = []
+    original = inputs_module.compute_features
+    monkeypatch.setattr(inputs_module, "compute_features", lambda *a, **k: calls.append(1) or original(*a, **k))
+    results = tiny_pipeline.predict(tiny_market, horizon=None)
+    assert sorted(results) == [10, 20] and len(calls) == 1
+    single = tiny_pipeline.predict(tiny_market, horizon=10)
+    np.testing.assert_array_equal(results[10].probabilities, single.probabilities)
+    assert not np.array_equal(results[10].probabilities, results[20].probabilities)
+
+
+def test_predict_refuses_a_horizon_the_bundle_was_not_trained_for(tiny_pipeline, tiny_market):
+    with pytest.raises(ConfigError, match=r"Horizon 5 is not in this pipeline: it was trained for \[10, 20\]"):
+        tiny_pipeline.predict(tiny_market, horizon=5)
+
+
+def test_predict_without_ensemble_uses_the_first_model(tiny_bundle, tiny_market):
+    pipeline = InferencePipeline.load(tiny_bundle)
+    pipeline.config.use_ensemble = False
+    result = pipeline.predict(tiny_market, horizon=20)
+    np.testing.assert_array_equal(result.probabilities, result.model_outputs["xgboost"])
+
+
+def test_predict_single_equals_predict_at_that_row(tiny_pipeline, tiny_market):
+    full = tiny_pipeline.predict(tiny_market, horizon=20).to_frame()
+    for idx in [tiny_pipeline.required_lookback, 1000, tiny_market.height - 1]:
+        key = tiny_market.row(idx, named=True)
+        expected = full.filter((pl.col("symbol") == key["symbol"]) & (pl.col("timestamp") == key["timestamp"]))
+        probabilities = tiny_pipeline.predict_single(tiny_market, idx, horizon=20)
+        np.testing.assert_allclose(probabilities, expected.select("prob_down", "prob_flat", "prob_up").row(0), atol=1e-9)
+
+
+def test_predict_single_refuses_a_row_without_enough_history(tiny_pipeline, tiny_market):
+    with pytest.raises(InsufficientHistoryError, match=r"Row 5 \(SYN01 .*\) has 5 earlier bars; scoring needs"):
+        tiny_pipeline.predict_single(tiny_market, 5, horizon=20)
+
+
+def test_predict_validates_raw_input(tiny_pipeline, tiny_market):
+    broken = tiny_market.with_columns(close=pl.when(pl.int_range(pl.len()) == 7).then(float("nan")).otherwise(pl.col("close")))
+    with pytest.raises(Exception, match=r"'close' has NaN"):
+        tiny_pipeline.predict(broken, horizon=20)
+
+
+def test_save_load_predict_is_bit_identical(tiny_pipeline, tiny_market, tmp_path):
+    tiny_pipeline.save(tmp_path / "pipeline_v9")
+    again = InferencePipeline.load(tmp_path / "pipeline_v9")
+    before = tiny_pipeline.predict(tiny_market, horizon=None)
+    after = again.predict(tiny_market, horizon=None)
+    for horizon in (10, 20):
+        np.testing.assert_array_equal(before[horizon].probabilities, after[horizon].probabilities)
+        for name in before[horizon].model_outputs:
+            np.testing.assert_array_equal(before[horizon].model_outputs[name], after[horizon].model_outputs[name])
+    assert again.version == "pipeline_v9"
