@@ -3,9 +3,10 @@
 One calibrator per model and horizon, fit on held-out probabilities (never on the rows
 the model was trained on). Temperature scaling divides the log-probabilities by one
 scalar T and renormalises: T > 1 softens an over-confident model, T < 1 sharpens an
-under-confident one, and the predicted class never changes. It does not correct a
-shift in class priors (e.g. from class-weighted training); the stacking meta-learner's
-intercept does that downstream.
+under-confident one. With `class_bias=True` (the default) a per-class offset is learned
+as well, softmax(log p / T + b), which corrects a shift in class priors such as the one
+class-weighted training leaves; T = 1, b = 0 is the identity, so fitting can only lower
+the held-out log-loss it minimises.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import io
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from sklearn.metrics import log_loss
 
 from pipeline_core.errors import ConfigError, DataValidationError, NotFittedError
@@ -28,14 +29,18 @@ class TemperatureCalibrator:
     """Multiclass temperature scaling fit by minimising the negative log-likelihood.
 
     Parameters: `bounds` for T (searched on a log scale), `eps` the floor applied to
-    probabilities before taking logs. Learned: `temperature_`, `n_samples_`.
+    probabilities before taking logs, `class_bias` whether to learn per-class offsets
+    (the flat class's offset is fixed at 0). Learned: `temperature_`, `bias_`, `n_samples_`.
     """
 
     method = "temperature"
 
-    def __init__(self, bounds: tuple[float, float] = (0.05, 20.0), eps: float = 1e-12) -> None:
+    def __init__(
+        self, bounds: tuple[float, float] = (0.05, 20.0), eps: float = 1e-12, class_bias: bool = True
+    ) -> None:
         self.bounds = bounds
         self.eps = eps
+        self.class_bias = class_bias
 
     def __repr__(self) -> str:
         fitted = f", temperature_={self.temperature_:.4f}" if hasattr(self, "temperature_") else ""
@@ -54,6 +59,9 @@ class TemperatureCalibrator:
             args=(log_probs, y), method="bounded", options={"xatol": 1e-6},
         )
         self.temperature_ = float(np.exp(result.x))
+        self.bias_ = np.zeros(N_CLASSES)
+        if self.class_bias:
+            self.temperature_, self.bias_ = _fit_temperature_and_bias(log_probs, y, result.x, (low, high))
         self.n_samples_ = int(len(y))
         return self
 
@@ -65,7 +73,7 @@ class TemperatureCalibrator:
                 "with from_dict before transform."
             )
         log_probs = _log_probs(validate_probabilities(probs, "probs"), self.eps)
-        return softmax(log_probs / self.temperature_)
+        return softmax(log_probs / self.temperature_ + self.bias_)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serializable parameters and learned state."""
@@ -76,6 +84,8 @@ class TemperatureCalibrator:
             "bounds": [float(b) for b in self.bounds],
             "eps": float(self.eps),
             "temperature": self.temperature_,
+            "class_bias": self.class_bias,
+            "bias": self.bias_.tolist(),
             "n_samples": self.n_samples_,
         }
 
@@ -88,8 +98,11 @@ class TemperatureCalibrator:
                 f"TemperatureCalibrator: expected {cls.method!r}."
             )
         try:
-            calibrator = cls(bounds=tuple(data["bounds"]), eps=float(data["eps"]))
+            calibrator = cls(
+                bounds=tuple(data["bounds"]), eps=float(data["eps"]), class_bias=bool(data.get("class_bias", False))
+            )
             temperature = float(data["temperature"])
+            calibrator.bias_ = np.asarray(data.get("bias", [0.0] * N_CLASSES), dtype=np.float64)
             calibrator.n_samples_ = int(data["n_samples"])
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(
@@ -205,6 +218,23 @@ def _nll_of_log_temperature(log_t: float, log_probs: np.ndarray, y: np.ndarray) 
     shifted = scaled - scaled.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(shifted).sum(axis=1))
     return float(np.mean(log_norm - shifted[np.arange(len(y)), y]))
+
+
+def _fit_temperature_and_bias(
+    log_probs: np.ndarray, y: np.ndarray, log_t0: float, bounds: tuple[float, float]
+) -> tuple[float, np.ndarray]:
+    """Jointly fit log T and the offsets of the down and up classes, from the scalar fit."""
+
+    def nll(params: np.ndarray) -> float:
+        bias = np.array([params[1], 0.0, params[2]])
+        return _nll_of_log_temperature(params[0], log_probs + bias * np.exp(params[0]), y)
+
+    result = minimize(
+        nll, x0=np.array([log_t0, 0.0, 0.0]), method="L-BFGS-B",
+        bounds=[(np.log(bounds[0]), np.log(bounds[1])), (-5.0, 5.0), (-5.0, 5.0)],
+    )
+    params = result.x if result.fun <= nll(np.array([log_t0, 0.0, 0.0])) else np.array([log_t0, 0.0, 0.0])
+    return float(np.exp(params[0])), np.array([params[1], 0.0, params[2]])
 
 
 def _top_label_bins(

@@ -15,6 +15,8 @@ LABELS = [0, 1, 2]
 
 def classification_metrics(probabilities: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Accuracy, log-loss, macro-F1 and top-label ECE of (n, 3) probabilities against class indices."""
+    # Torch models compute in float32: renormalise so sklearn sees rows summing to 1 in float64.
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
     predicted = probabilities.argmax(axis=1)
     return {
         "accuracy": float(accuracy_score(y, predicted)),

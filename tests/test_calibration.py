@@ -34,12 +34,24 @@ def true_logits_and_labels() -> tuple[np.ndarray, np.ndarray]:
 def test_temperature_softens_an_overconfident_model(true_logits_and_labels):
     logits, y = true_logits_and_labels
     overconfident = softmax(3.0 * logits)
-    calibrator = TemperatureCalibrator().fit(overconfident[:HALF], y[:HALF])
+    calibrator = TemperatureCalibrator(class_bias=False).fit(overconfident[:HALF], y[:HALF])
     assert 2.0 < calibrator.temperature_ < 4.5
     after = calibrator.transform(overconfident[HALF:])
     assert log_loss(y[HALF:], after) < log_loss(y[HALF:], overconfident[HALF:]) - 0.1
     assert np.array_equal(after.argmax(axis=1), overconfident[HALF:].argmax(axis=1))
     np.testing.assert_allclose(after.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_class_bias_corrects_a_shifted_class_prior(true_logits_and_labels):
+    logits, y = true_logits_and_labels
+    shifted = softmax(logits + np.array([0.8, 0.0, -0.8]))  # as class-weighted training leaves it
+    temperature_only = TemperatureCalibrator(class_bias=False).fit(shifted[:HALF], y[:HALF])
+    with_bias = TemperatureCalibrator().fit(shifted[:HALF], y[:HALF])
+    np.testing.assert_allclose(with_bias.bias_, [-0.8, 0.0, 0.8], atol=0.2)
+    held_out = y[HALF:]
+    assert log_loss(held_out, with_bias.transform(shifted[HALF:])) < log_loss(held_out, temperature_only.transform(shifted[HALF:])) - 0.02
+    restored = TemperatureCalibrator.from_dict(json.loads(json.dumps(with_bias.to_dict())))
+    assert np.array_equal(restored.transform(shifted), with_bias.transform(shifted))
 
 
 def test_temperature_sharpens_an_underconfident_model(true_logits_and_labels):
@@ -107,3 +119,13 @@ def test_calibrator_errors_say_what_is_wrong(true_logits_and_labels):
         TemperatureCalibrator.from_dict({"method": "isotonic"})
     with pytest.raises(ConfigError, match="incomplete or malformed"):
         TemperatureCalibrator.from_dict({"method": "temperature", "bounds": [0.1, 10]})
+
+
+def test_temperature_row_does_not_depend_on_other_rows(true_logits_and_labels):
+    """A row calibrated alone equals the same row calibrated in a batch (lookahead audit)."""
+    logits, y = true_logits_and_labels
+    probs = softmax(2.0 * logits)
+    calibrator = TemperatureCalibrator().fit(probs, y)
+    batch = calibrator.transform(probs)
+    for row in range(0, N, 101):
+        assert np.array_equal(calibrator.transform(probs[row : row + 1])[0], batch[row])
