@@ -16,8 +16,9 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(BIN)/python -m inference_assets.demo
 
+# Two test workers on two cores: one OpenMP thread each, or torch oversubscribes the CPU.
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run

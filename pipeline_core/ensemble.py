@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.model_selection import TimeSeriesSplit
 
 from pipeline_core.calibration import softmax, validate_probabilities
 from pipeline_core.errors import ConfigError, DataValidationError, NotFittedError
@@ -34,14 +35,17 @@ class StackingEnsemble:
     (3 per model). Fit it on time-ordered out-of-fold calibrated probabilities (the
     caller builds the folds). Prediction is softmax(features @ coef_.T + intercept_),
     computed here row by row in numpy, so a model rebuilt from JSON gives the same bits.
-    Learned: `coef_` (3, 3 * n_models), `intercept_` (3,), `classes_`, `n_models_`,
+    `C="auto"` picks the regularisation by time-ordered cross-validation on log-loss
+    (rows must be passed in time order): calibrated base models are strongly collinear
+    and a weak signal needs strong shrinkage, toward plain averaging.
+    Learned: `coef_` (3, 3 * n_models), `intercept_` (3,), `classes_`, `C_`, `n_models_`,
     `model_names_`.
     """
 
     method: ClassVar[str] = "stacking"
 
     def __init__(
-        self, model_names: Sequence[str] | None = None, C: float = 1.0,
+        self, model_names: Sequence[str] | None = None, C: float | str = "auto",
         max_iter: int = 1000, eps: float = 1e-6,
     ) -> None:
         self.model_names = model_names
@@ -60,8 +64,8 @@ class StackingEnsemble:
                 f"y lacks the class indices {missing}: the stacking meta-learner needs all "
                 "three classes. Use more out-of-fold rows, or VotingEnsemble."
             )
-        meta = LogisticRegression(C=self.C, max_iter=self.max_iter)
-        meta.fit(_stack_features(probs, self.eps), y)
+        meta = _meta_learner(self.C, self.max_iter).fit(_stack_features(probs, self.eps), y)
+        self.C_ = float(meta.C_) if self.C == "auto" else float(self.C)
         self.coef_ = meta.coef_.astype(np.float64)
         self.intercept_ = meta.intercept_.astype(np.float64)
         self.classes_ = meta.classes_.astype(np.int64)
@@ -82,7 +86,8 @@ class StackingEnsemble:
         return {
             "method": self.method,
             "format_version": ENSEMBLE_FORMAT_VERSION,
-            "params": {"C": float(self.C), "max_iter": int(self.max_iter), "eps": float(self.eps)},
+            "params": {"C": self.C, "max_iter": int(self.max_iter), "eps": float(self.eps)},
+            "chosen_C": self.C_,
             "model_names": list(self.model_names_),
             "classes": self.classes_.tolist(),
             "coef": self.coef_.tolist(),
@@ -110,6 +115,7 @@ class StackingEnsemble:
                 f"{n_models} models."
             )
         ensemble.coef_, ensemble.intercept_, ensemble.classes_ = coef, intercept, classes
+        ensemble.C_ = float(data.get("chosen_C", ensemble.C if ensemble.C != "auto" else np.nan))
         ensemble.n_models_, ensemble.model_names_ = n_models, ensemble.model_names
         return ensemble
 
@@ -268,6 +274,21 @@ def _check_rows(probs: list[np.ndarray], n_rows: int, allow_empty: bool = False)
             f"Base-model probabilities have row counts {counts} (y or first input: {n_rows}): "
             "expected the same, non-zero number of rows for every model."
         )
+
+
+AUTO_C_GRID = np.logspace(-3, 1, 9)
+AUTO_C_FOLDS = 4
+
+
+def _meta_learner(C: float | str, max_iter: int):
+    if C == "auto":
+        return LogisticRegressionCV(
+            Cs=AUTO_C_GRID, cv=TimeSeriesSplit(AUTO_C_FOLDS), scoring="neg_log_loss", max_iter=max_iter,
+            l1_ratios=(0,), use_legacy_attributes=False,
+        )
+    if isinstance(C, str) or not C > 0:
+        raise ConfigError(f"C={C!r}: expected a positive number or 'auto'.")
+    return LogisticRegression(C=C, max_iter=max_iter)
 
 
 def _stack_features(probs: list[np.ndarray], eps: float) -> np.ndarray:
