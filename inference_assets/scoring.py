@@ -40,10 +40,8 @@ class ScoredPartition:
     def rows_per_s(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
-    def metadata(self) -> dict[str, object]:
-        """Numbers (plotted over partitions in the UI) and the bundle and file."""
-        import dagster as dg
-
+    def figures(self) -> dict[str, float | int | str]:
+        """Rows, speed, class shares, mean confidence and bundle version of the partition."""
         return {
             "rows": self.rows,
             "unscored_rows": self.unscored_rows,
@@ -51,7 +49,6 @@ class ScoredPartition:
             "mean_confidence": round(self.mean_confidence, 6),
             **{f"share_{name}": round(share, 6) for name, share in self.class_share.items()},
             "bundle_version": self.bundle_version,
-            "path": dg.MetadataValue.path(str(self.path)),
         }
 
 
@@ -73,10 +70,10 @@ def partition_bars(pipeline: InferencePipeline, ohlcv_dir: Path, day: date) -> p
 
 
 def score_date(
-    pipeline: InferencePipeline, data_lake, day: date, horizons: list[int]
+    pipeline: InferencePipeline, ohlcv_dir: Path, predictions_dir: Path, day: date, horizons: list[int]
 ) -> Iterator[tuple[ScoringPartition, ScoredPartition]]:
     """Score `day` for each horizon and write each partition atomically."""
-    bars = partition_bars(pipeline, data_lake.ohlcv_dir, day)
+    bars = partition_bars(pipeline, ohlcv_dir, day)
     started = time.perf_counter()
     inputs = pipeline.model_inputs(bars)  # features once for all horizons
     feature_seconds = (time.perf_counter() - started) / len(horizons)
@@ -91,7 +88,7 @@ def score_date(
                 f"No bar of {day} could be scored for horizon {horizon}: all {unscored} bars lack the "
                 f"{pipeline.required_lookback} bars of history the bundle needs. Load earlier dates."
             )
-        path = write_partition(frame, data_lake.predictions_dir, day, horizon)
+        path = write_partition(frame, predictions_dir, day, horizon)
         yield ScoringPartition(day, horizon), _summary(frame, path, unscored, seconds, pipeline.version)
 
 

@@ -224,6 +224,7 @@ def reference_statistics(data: TrainingData, inputs: ModelInputs, pipeline: Infe
             predictions=result.predictions,
             confidences=result.confidence,
             accuracy=float(np.mean(labels_to_index(result.predictions) == split.y[split.test])),
+            groups=data.rows.symbols[split.test],
             log_loss=pipeline.evaluation.get("summary", {}).get(f"h{horizon}", {}).get("log_loss"),
         )
     return stats

@@ -318,6 +318,9 @@ def test_empty_and_small_batches_are_skipped_with_a_reason(monitor):
         ("min_batch_size", 1, "min_batch_size is 1"),
         ("critical_feature_share", 0.0, "critical_feature_share is 0.0"),
         ("escalate_after", 0, "escalate_after is 0"),
+        ("critical_severe_features", 0, "critical_severe_features is 0"),
+        ("severe_psi", -1.0, "severe_psi is -1.0"),
+        ("serial_correlation", 1, "serial_correlation is 1, expected True or False"),
         ("accuracy_critical_drop", -0.01, "accuracy_critical_drop is -0.01"),
         ("log_loss_critical_rise", "0.1", "log_loss_critical_rise is '0.1'"),
     ],
@@ -367,3 +370,98 @@ def test_report_plot_is_a_png(monitor):
     assert skipped.plot_png().startswith(b"\x89PNG")
     with pytest.raises(ConfigError, match="top_k is 0"):
         monitor.last_report.plot_png(top_k=0)
+
+
+def _wide_monitor(config: DriftConfig | None = None) -> OnlineDriftMonitor:
+    rng = np.random.default_rng(21)
+    return OnlineDriftMonitor(rng.normal(size=(20_000, 20)), config, feature_names=[f"x{j}" for j in range(20)])
+
+
+def test_severe_drift_in_a_few_features_is_critical_below_the_critical_share():
+    monitor = _wide_monitor()
+    rng = np.random.default_rng(22)
+    batch = rng.normal(size=(500, 20))
+    batch[:, :3] += 2.0  # 15% of the features, each far outside the reference (PSI ~ 3)
+    alerts = monitor.check(batch)
+    critical = [a for a in alerts if a.severity == AlertSeverity.CRITICAL]
+    assert [(a.metric, a.statistic, a.threshold) for a in critical] == [("severe_features", 3.0, 3.0)]
+    assert "3 features drifted severely (PSI >= 1; critical from 3)" in critical[0].message
+    assert monitor.last_report.drifted_share == 0.15
+
+
+def test_severe_drift_in_two_features_or_with_the_rule_off_only_warns():
+    rng = np.random.default_rng(23)
+    two = rng.normal(size=(500, 20))
+    two[:, :2] += 2.0
+    three = rng.normal(size=(500, 20))
+    three[:, :3] += 2.0
+    assert max(a.severity for a in _wide_monitor().check(two)) == AlertSeverity.WARNING
+    off = _wide_monitor(DriftConfig(critical_severe_features=None))
+    assert max(a.severity for a in off.check(three)) == AlertSeverity.WARNING
+
+
+def _symbol_rows(rng: np.random.Generator, symbols: int, length: int, rho: float) -> np.ndarray:
+    """Rows sorted by symbol then time; feature 0 is AR(1) with lag-1 autocorrelation rho, 1-4 are noise."""
+    shocks = rng.normal(size=(symbols, length)) * np.sqrt(1 - rho**2)
+    level = np.empty((symbols, length))
+    level[:, 0] = rng.normal(size=symbols)
+    for t in range(1, length):
+        level[:, t] = rho * level[:, t - 1] + shocks[:, t]
+    return np.column_stack([level.ravel(), rng.normal(size=(symbols * length, len(NAMES) - 1))])
+
+
+def test_groups_measure_dependence_per_symbol_whatever_the_row_order(stats):
+    rng = np.random.default_rng(24)
+    monitor = OnlineDriftMonitor.from_reference(stats)
+    rows = _symbol_rows(rng, 4, 250, rho=0.95)
+    symbols = np.repeat(["AAA", "BBB", "CCC", "DDD"], 250)
+    by_time = np.arange(1000).reshape(4, 250).T.ravel()
+    sorted_report = monitor.evaluate(rows, groups=symbols).to_frame()
+    interleaved_report = monitor.evaluate(rows[by_time], groups=pd.Series(symbols[by_time])).to_frame()
+    pd.testing.assert_frame_equal(sorted_report, interleaved_report)
+    effective = dict(zip(sorted_report["feature"], sorted_report["effective_size"]))
+    assert effective["ret_1"] < 60 and effective["ret_5"] > 700  # AR(1) 0.95: 1000 rows worth ~26
+    # without groups, interleaved rows look independent
+    assert monitor.evaluate(rows[by_time]).features[0].effective_size > 500
+
+
+def test_serially_correlated_batch_is_not_mistaken_for_drift(stats):
+    rng = np.random.default_rng(25)
+    rows = _symbol_rows(rng, 4, 250, rho=0.98)
+    symbols = np.repeat(np.arange(4), 250)
+    report = OnlineDriftMonitor.from_reference(stats).evaluate(rows, groups=symbols)
+    assert report.alerts == ()
+    independent = OnlineDriftMonitor.from_reference(stats, DriftConfig(serial_correlation=False))
+    naive = independent.evaluate(rows, groups=symbols)
+    assert naive.features[0].significant and naive.features[0].effective_size == 1000
+
+
+def test_alert_says_what_dependent_rows_are_worth(stats):
+    rng = np.random.default_rng(26)
+    rows = _symbol_rows(rng, 4, 250, rho=0.9)
+    rows[:, 0] += 3.0
+    alerts = OnlineDriftMonitor.from_reference(stats).check(rows, groups=np.repeat(np.arange(4), 250))
+    (alert,) = [a for a in alerts if a.feature == "ret_1"]
+    row = OnlineDriftMonitor.from_reference(stats).evaluate(rows, groups=np.repeat(np.arange(4), 250)).features[0]
+    assert f"batch of 1000 rows, worth {row.effective_size:.0f} independent" in alert.message
+
+
+def test_monitor_rejects_groups_that_do_not_match_the_batch(monitor):
+    batch = _features(np.random.default_rng(27), 100)
+    with pytest.raises(DriftInputError, match=r"groups has shape \(99,\), expected \(100,\): one group label"):
+        monitor.check(batch, groups=np.zeros(99))
+    with pytest.raises(DriftInputError, match="groups has 2 missing labels"):
+        monitor.check(batch, groups=pd.Series(["A"] * 98 + [None, None]))
+    with pytest.raises(DriftInputError, match="mixes label types that cannot be sorted"):
+        monitor.check(batch, groups=np.array(["A"] * 99 + [1], dtype=object))
+    assert monitor.n_checks == 0
+
+
+def test_confidence_test_uses_the_effective_size(stats):
+    rng = np.random.default_rng(28)
+    symbols = np.repeat(np.arange(4), 250)
+    persistent = 0.55 + 0.08 * _symbol_rows(rng, 4, 250, rho=0.98)[:, 0]
+    monitor = OnlineDriftMonitor.from_reference(stats)
+    report = monitor.evaluate(_features(rng, 1000), confidences=np.clip(persistent, 0.34, 1.0), groups=symbols)
+    (row,) = report.metrics
+    assert row.metric == "confidence" and row.effective_size < 100 and row.n == 1000

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipeline_core.errors import ConfigError, DriftInputError
-from pipeline_core.monitoring import DistributionSketch, OnlineDriftMonitor, ReferenceStats
+from pipeline_core.monitoring import DistributionSketch, DriftConfig, OnlineDriftMonitor, ReferenceStats
 
 NAMES = ["ret", "vol", "hour"]
 
@@ -115,3 +115,92 @@ def test_reference_stats_from_dict_rejects_other_versions_and_broken_data(stats)
         DistributionSketch.from_dict(broken)
     with pytest.raises(ConfigError, match="accuracy is 1.5"):
         ReferenceStats.from_dict({**data, "accuracy": 1.5})
+
+
+def _persistent(rng: np.random.Generator, symbols: int, length: int, rho: float = 0.95) -> np.ndarray:
+    """(symbols * length, 2) rows sorted by symbol then time: an AR(1) feature and a noise feature."""
+    columns = []
+    for _ in range(symbols):
+        level = np.zeros(length)
+        shocks = rng.normal(size=length) * np.sqrt(1 - rho**2)
+        level[0] = rng.normal()
+        for t in range(1, length):
+            level[t] = rho * level[t - 1] + shocks[t]
+        columns.append(np.column_stack([level, rng.normal(size=length)]))
+    return np.vstack(columns)
+
+
+def test_reference_stats_measure_serial_dependence_within_groups():
+    rng = np.random.default_rng(6)
+    symbols, length = 6, 1500
+    rows = _persistent(rng, symbols, length)
+    by_symbol = np.repeat([f"S{i}" for i in range(symbols)], length)
+    stats = ReferenceStats.from_data(rows, ["level", "noise"], groups=by_symbol)
+    level, noise = stats.features
+    assert level.autocorrelation == pytest.approx(0.95, abs=0.02) and noise.autocorrelation < 0.05
+    assert level.independent_size < 0.1 * level.size and noise.independent_size > 0.7 * noise.size
+    # the same rows delivered time then symbol, with their groups, give the same statistics
+    by_time = np.arange(rows.shape[0]).reshape(symbols, length).T.ravel()
+    interleaved = ReferenceStats.from_data(rows[by_time], ["level", "noise"], groups=by_symbol[by_time])
+    assert interleaved.to_dict() == stats.to_dict()
+    # without groups, interleaved rows hide the dependence: pass groups
+    hidden = ReferenceStats.from_data(rows[by_time], ["level", "noise"]).features[0]
+    assert hidden.autocorrelation < 0.1
+
+
+def test_reference_stats_keep_their_dependence_through_json(stats):
+    data = json.loads(json.dumps(stats.to_dict()))
+    assert {"inflation", "effective_size", "autocorrelation"} <= set(data["features"][0])
+    restored = ReferenceStats.from_dict(data).features[0]
+    assert restored.inflation.tolist() == stats.features[0].inflation.tolist()
+    assert restored.independent_size == stats.features[0].independent_size
+
+
+def test_reference_stats_stored_before_serial_dependence_load_as_independent_rows(stats):
+    data = stats.to_dict()
+    old = {**data, "features": [
+        {k: v for k, v in sketch.items() if k not in ("inflation", "effective_size", "autocorrelation")}
+        for sketch in data["features"]
+    ]}
+    restored = ReferenceStats.from_dict(old)
+    sketch = restored.features[0]
+    assert sketch.inflation.tolist() == [1.0] and sketch.autocorrelation == 0.0
+    assert sketch.independent_size == sketch.size
+    # batch rows then count by their own AR(1) factor only
+    rng = np.random.default_rng(7)
+    rows = np.column_stack([_persistent(rng, 1, 400)[:, 0], rng.lognormal(0.0, 0.5, 400), np.full(400, 12.0)])
+    report = OnlineDriftMonitor.from_reference(restored).evaluate(rows)
+    assert report.features[0].effective_size < 0.1 * 400
+    assert report.features[1].effective_size > 0.7 * 400
+
+
+def test_reference_stats_reject_bad_dependence_fields(stats):
+    sketch = stats.features[0].to_dict()
+    with pytest.raises(ConfigError, match="inflation must be one or more finite values >= 1"):
+        DistributionSketch.from_dict({**sketch, "inflation": [1.0, 0.5]})
+    with pytest.raises(ConfigError, match=r"effective_size must be in \(0, size\]"):
+        DistributionSketch.from_dict({**sketch, "effective_size": sketch["size"] + 1})
+    with pytest.raises(ConfigError, match=r"autocorrelation must be in \[0, 0.99\]"):
+        DistributionSketch.from_dict({**sketch, "autocorrelation": 1.0})
+
+
+def test_reference_stats_reject_groups_that_do_not_match_the_rows():
+    reference = _reference(np.random.default_rng(8), 100)
+    with pytest.raises(DriftInputError, match=r"reference groups has shape \(99,\), expected \(100,\)"):
+        ReferenceStats.from_data(reference, NAMES, groups=np.zeros(99))
+    with pytest.raises(DriftInputError, match="reference groups has 1 missing labels"):
+        ReferenceStats.from_data(reference, NAMES, groups=["A"] * 99 + [None])
+    with pytest.raises(DriftInputError, match=r"confidences has shape \(50,\), expected \(100,\)"):
+        ReferenceStats.from_data(reference, NAMES, confidences=np.full(50, 0.5), groups=np.zeros(100))
+
+
+def test_monitor_builds_grouped_reference_stats_and_refuses_groups_for_stored_ones(stats):
+    rng = np.random.default_rng(9)
+    rows = _persistent(rng, 2, 500)
+    monitor = OnlineDriftMonitor(rows, feature_names=["level", "noise"], reference_groups=np.repeat([0, 1], 500))
+    assert monitor.reference_stats.features[0].autocorrelation > 0.9
+    with pytest.raises(ConfigError, match="cannot be added to existing ReferenceStats"):
+        OnlineDriftMonitor(stats, reference_groups=np.zeros(5000))
+    assert OnlineDriftMonitor(stats, DriftConfig(serial_correlation=False)).evaluate(
+        _reference(rng, 300)
+    ).features[0].effective_size == 300

@@ -5,6 +5,10 @@
   and at most 1% raise CRITICAL.
 - A 0.5-sigma mean shift in one feature is caught (WARNING or above) in a batch of 250
   rows at least 95% of the time; a shift in half the features raises CRITICAL.
+- Serially dependent but stationary batches (8 symbols x 125 consecutive rows of AR(1),
+  rolling-sum, volatility-regime and oscillator features) alert no more often than
+  independent ones when checked with their symbols as groups; treated as independent rows
+  they alert on every batch.
 
 The reference is an actual 20,000-row sample (compressed to 1,000 quantiles per feature),
 so the rates include the reference's own sampling noise.
@@ -14,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import signal
 
-from pipeline_core.monitoring import AlertSeverity, OnlineDriftMonitor, ReferenceStats
+from pipeline_core.monitoring import AlertSeverity, DriftConfig, OnlineDriftMonitor, ReferenceStats
 
 N_FEATURES = 20
 KINDS = ("normal", "heavy_tailed", "lognormal", "bounded", "hour", "flag")
@@ -115,3 +120,74 @@ def test_half_sigma_shift_in_half_the_features_is_critical(stats):
         report = monitor.evaluate(_draw_features(rng, 250) + shifts)
         critical += report.severity == AlertSeverity.CRITICAL
     assert critical / repeats >= 0.99
+
+
+DEPENDENT_NAMES = ["ar_95", "lognormal_ar_99", "regime_return", "rolling_sum_15", "t3", "oscillator"]
+SYMBOLS, REFERENCE_RUN, BATCH_RUN = 8, 5000, 125
+
+
+def _ar1(rng: np.random.Generator, rho: float, size: int) -> np.ndarray:
+    shocks = rng.normal(size=size) * np.sqrt(1 - rho**2)
+    shocks[0] = rng.normal()
+    return signal.lfilter([1.0], [1.0, -rho], shocks)
+
+
+def _symbol_series(rng: np.random.Generator, size: int) -> np.ndarray:
+    """One symbol's consecutive rows: persistent levels, overlapping windows, volatility regimes."""
+    durations = rng.geometric(1 / 400, size=size // 50 + 10)
+    scale = np.repeat(rng.choice([0.6, 1.6], size=durations.size), durations)[:size]
+    noise = rng.normal(size=size + 14)
+    return np.column_stack(
+        [
+            _ar1(rng, 0.95, size),
+            np.exp(0.5 * _ar1(rng, 0.99, size)),
+            scale * rng.standard_t(5, size=size),  # uncorrelated, clustered in scale
+            np.convolve(noise, np.ones(15), mode="valid"),
+            rng.standard_t(3, size=size),
+            100 / (1 + np.exp(-2 * _ar1(rng, 0.9, size))),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def dependent_market() -> tuple[ReferenceStats, list[np.ndarray]]:
+    """Reference stats of 8 x 5,000 consecutive rows, then 100 batches of the next 8 x 125 rows."""
+    rng = np.random.default_rng(31)
+    n_batches = 100
+    series = [_symbol_series(rng, REFERENCE_RUN + n_batches * BATCH_RUN) for _ in range(SYMBOLS)]
+    reference = np.vstack([rows[:REFERENCE_RUN] for rows in series])
+    stats = ReferenceStats.from_data(
+        reference, DEPENDENT_NAMES, groups=np.repeat(np.arange(SYMBOLS), REFERENCE_RUN)
+    )
+    starts = REFERENCE_RUN + BATCH_RUN * np.arange(n_batches)
+    return stats, [np.vstack([rows[start : start + BATCH_RUN] for rows in series]) for start in starts]
+
+
+def test_stationary_dependent_batches_rarely_alert_when_checked_by_symbol(dependent_market):
+    stats, batches = dependent_market
+    symbols = np.repeat(np.arange(SYMBOLS), BATCH_RUN)
+    rates = {}
+    for serial in (True, False):
+        monitor = OnlineDriftMonitor.from_reference(stats, DriftConfig(serial_correlation=serial))
+        outcomes = [monitor.check(batch, groups=symbols) for batch in batches]
+        rates[serial] = (
+            np.mean([bool(alerts) for alerts in outcomes]),
+            np.mean([any(a.severity == AlertSeverity.CRITICAL for a in alerts) for alerts in outcomes]),
+        )
+    any_alert, critical = rates[True]
+    assert any_alert <= 0.05 and critical == 0.0
+    assert rates[False][0] >= 0.9  # as independent rows, sampling noise looks like drift
+
+
+def test_shift_in_a_dependent_feature_is_still_caught(dependent_market):
+    stats, batches = dependent_market
+    symbols = np.repeat(np.arange(SYMBOLS), BATCH_RUN)
+    monitor = OnlineDriftMonitor.from_reference(stats)
+    shift = np.zeros(len(DEPENDENT_NAMES))
+    shift[0] = 2.0 * stats.features[0].std  # 1,000 rows of AR(1) 0.95 are worth ~30 independent ones
+    caught = [
+        any(a.feature == "ar_95" and a.severity >= AlertSeverity.WARNING for a in monitor.evaluate(
+            batch + shift, groups=symbols).alerts)
+        for batch in batches[:40]
+    ]
+    assert np.mean(caught) >= 0.9

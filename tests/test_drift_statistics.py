@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import signal, stats
 
 from pipeline_core.monitoring import ReferenceStats
+from pipeline_core.monitoring.dependence import (
+    Runs,
+    ar1_inflation,
+    batch_inflation,
+    inflation_grid,
+    lag1_autocorrelation,
+    pooled_inflation,
+    runs_of,
+)
 from pipeline_core.monitoring.statistics import (
     accuracy_bound,
     accuracy_drop_pvalue,
@@ -131,3 +140,119 @@ def test_mean_rise_pvalue_and_bound_agree():
     bound = mean_bound(0.9, std_error, values.size, 0.01)
     assert (values.mean() > bound) == (p < 0.01)
     assert std_error == pytest.approx(values.std(ddof=1) / 20)
+
+
+def test_ks_pvalue_and_psi_threshold_take_effective_sizes_per_feature():
+    statistic, n_eff, m_eff = np.array([0.1, 0.3]), np.array([250.0, 15.5]), np.array([20_000.0, 180.2])
+    assert ks_pvalue(statistic, n_eff, m_eff) == pytest.approx(
+        [ks_pvalue(d, n, m) for d, n, m in zip(statistic, n_eff, m_eff)]
+    )
+    thresholds = psi_threshold(n_eff, m_eff, np.array([9, 4]), 0.99, 0.1)
+    assert thresholds == pytest.approx([psi_threshold(n, m, df, 0.99, 0.1) for n, m, df in zip(n_eff, m_eff, (9, 4))])
+    assert thresholds[1] == pytest.approx((1 / 15.5 + 1 / 180.2) * stats.chi2.ppf(0.99, 4))
+
+
+def _ar1(rng: np.random.Generator, rho: float, size: int) -> np.ndarray:
+    """A stationary Gaussian AR(1) series with unit variance."""
+    shocks = rng.normal(size=size) * np.sqrt(1 - rho**2)
+    shocks[0] = rng.normal()
+    return signal.lfilter([1.0], [1.0, -rho], shocks)
+
+
+def _tau(autocorrelation, length: int) -> float:
+    """1 + 2 sum_k (1 - k/L) rho_k: the variance inflation of the mean of L consecutive values."""
+    lags = np.arange(1, length)
+    return float(1 + 2 * np.sum((1 - lags / length) * autocorrelation(lags)))
+
+
+def test_lag1_autocorrelation_pools_pairs_within_runs_only():
+    rng = np.random.default_rng(10)
+    matrix = rng.normal(size=(30, 2))
+    runs = Runs(order=None, lengths=np.array([10, 20]))
+    centred = matrix - matrix.mean(axis=0)
+    pairs = [t for t in range(29) if t != 9]  # rows 9 and 10 belong to different runs
+    expected = sum(centred[t] * centred[t + 1] for t in pairs) / (centred**2).sum(axis=0)
+    assert lag1_autocorrelation(matrix, runs) == pytest.approx(expected)
+    assert lag1_autocorrelation(matrix, Runs(None, np.array([30])))[0] == pytest.approx(
+        (centred[1:, 0] * centred[:-1, 0]).sum() / (centred[:, 0] ** 2).sum()
+    )
+
+
+def test_lag1_autocorrelation_of_interleaved_groups_equals_that_of_sorted_rows():
+    rng = np.random.default_rng(11)
+    series = np.stack([_ar1(rng, 0.9, 400) for _ in range(3)])  # (symbol, time)
+    by_symbol = series.reshape(-1, 1)
+    by_time = series.T.reshape(-1, 1)  # time then symbol, as a cross-section scan delivers it
+    codes_by_time = np.tile(np.arange(3), 400)
+    sorted_rho = lag1_autocorrelation(by_symbol, runs_of(np.repeat(np.arange(3), 400), 1200))
+    assert lag1_autocorrelation(by_time, runs_of(codes_by_time, 1200)) == pytest.approx(sorted_rho)
+    assert sorted_rho[0] == pytest.approx(0.9, abs=0.05)
+    assert lag1_autocorrelation(by_time, runs_of(None, 1200))[0] < 0.2  # without groups: pairs across symbols
+
+
+def test_lag1_autocorrelation_of_a_constant_column_is_zero():
+    matrix = np.column_stack([np.full(50, 0.1), np.arange(50.0)])
+    rho = lag1_autocorrelation(matrix, runs_of(None, 50))
+    assert rho[0] == 0.0 and rho[1] > 0.9
+
+
+def test_ar1_inflation_clips_the_autocorrelation():
+    assert ar1_inflation(np.array([-0.5, 0.0, 0.5, 0.999])) == pytest.approx([1.0, 1.0, 3.0, 199.0])
+
+
+def test_inflation_grid_measures_the_variance_inflation_of_ar1_runs():
+    rng = np.random.default_rng(12)
+    rho, runs, length = 0.9, 20, 5000
+    values = np.concatenate([_ar1(rng, rho, length) for _ in range(runs)])
+    sketch = ReferenceStats.from_data(values[:, None], ["x"], groups=np.repeat(np.arange(runs), length)).features[0]
+    grid = sketch.inflation
+    assert grid.size == 12  # run lengths 1 .. 2048 hold at least 30 disjoint windows in the reference
+    for power in (2, 4, 6, 8):
+        # ranks of a Gaussian AR(1) are slightly less persistent than its values
+        expected = _tau(lambda lags: rho**lags, 2**power)
+        assert 0.8 * expected <= grid[power] <= 1.1 * expected
+    assert sketch.autocorrelation == pytest.approx(rho, abs=0.01)
+    assert sketch.independent_size == pytest.approx(sketch.size / sketch.run_inflation(np.full(runs, length)))
+
+
+def test_inflation_grid_of_independent_values_stays_near_one():
+    rng = np.random.default_rng(13)
+    values = rng.standard_t(3, size=20_000)
+    sketch = ReferenceStats.from_data(values[:, None], ["x"]).features[0]
+    assert np.all(sketch.inflation >= 1.0) and np.all(np.diff(sketch.inflation) >= 0)
+    assert sketch.inflation[-1] < 1.35
+    assert sketch.run_inflation(np.array([250])) < 1.25
+
+
+def test_inflation_grid_sees_volatility_regimes_that_lag1_misses():
+    rng = np.random.default_rng(14)
+    durations = rng.geometric(1 / 300, size=400)
+    scale = np.repeat(rng.choice([0.5, 2.0], size=400), durations)[:60_000]
+    returns = scale * rng.normal(size=scale.size)  # serially uncorrelated, clustered in scale
+    sketch = ReferenceStats.from_data(returns[:, None], ["ret"]).features[0]
+    assert sketch.autocorrelation < 0.02
+    assert sketch.run_inflation(np.array([390])) > 20
+
+
+def test_inflation_grid_handles_a_balanced_flag_and_many_short_runs():
+    rng = np.random.default_rng(15)
+    flag = np.repeat(rng.random(2000) < 0.5, 10).astype(float)  # runs of 10 equal values
+    grid = inflation_grid(flag, np.array([0.0, 1.0]), np.array([0.25, 0.75]), np.full(200, 100))
+    # a row and the row k later share a block of 10 with probability 1 - k/10
+    assert grid[3] == pytest.approx(_tau(lambda lags: np.maximum(0, 1 - lags / 10), 8), rel=0.1)
+    assert grid.size == 7  # 200 runs of 100 rows hold 30 disjoint windows of up to 64 rows
+
+
+def test_pooled_inflation_interpolates_in_log2_and_holds_beyond_the_grid():
+    grid = np.array([1.0, 2.0, 4.0])
+    assert pooled_inflation(grid, np.array([2])) == 2.0
+    assert pooled_inflation(grid, np.array([2 * np.sqrt(2)])) == pytest.approx(3.0)
+    assert pooled_inflation(grid, np.array([1000])) == 4.0
+    assert pooled_inflation(grid, np.array([2, 4])) == pytest.approx((2 * 2 + 4 * 4) / 6)
+
+
+def test_batch_inflation_scales_the_reference_by_excess_persistence_only():
+    shown = np.array([10.0, 10.0, 10.0, 1.0])
+    batch_rho = np.array([0.5, 0.8, 0.0, 0.8])
+    reference_rho = np.array([0.5, 0.5, 0.5, 0.0])  # the last: a reference that did not record it
+    assert batch_inflation(shown, batch_rho, reference_rho) == pytest.approx([10.0, 30.0, 10.0, 9.0])

@@ -11,7 +11,12 @@ import pytest
 
 from pipeline_core.data import MarketSpec, generate_market
 from pipeline_core.errors import ConfigError, DataValidationError, InsufficientHistoryError
-from pipeline_core.validation import LookaheadAuditor
+from pipeline_core.features import FeatureSet, register_feature_set
+from pipeline_core.inputs import featurize
+from pipeline_core.pipeline import InferenceConfig
+from pipeline_core.scaling import fit_scaler
+from pipeline_core.training import TrainOptions, train_pipeline
+from pipeline_core.validation import LookaheadAuditor, audit_pipeline_lookahead, pipeline_predict_func
 
 WINDOW = 5
 
@@ -215,13 +220,6 @@ def test_frame_without_timestamp_is_refused(one_symbol):
 # ---------------------------------------------------------------------------------------
 # Real tiny pipelines (xgboost, a few trees) trained on planted feature sets.
 
-from pipeline_core.features import FeatureSet, register_feature_set  # noqa: E402
-from pipeline_core.inputs import featurize  # noqa: E402
-from pipeline_core.pipeline import InferenceConfig  # noqa: E402
-from pipeline_core.scaling import fit_scaler  # noqa: E402
-from pipeline_core.training import TrainOptions, train_pipeline  # noqa: E402
-from pipeline_core.validation import audit_pipeline_lookahead, pipeline_predict_func  # noqa: E402
-
 HORIZON = 20
 MINI_LOOKBACK = 15
 # One thread: OpenMP spinning on a shared, loaded machine costs far more than it saves.
@@ -255,7 +253,8 @@ def pipelines(market) -> dict:
     """One tiny trained pipeline per planted feature set."""
     trained = {}
     for name, extra in PLANTED.items():
-        register_feature_set(FeatureSet.from_expressions(name, [*_mini_features(), *extra], MINI_LOOKBACK), replace=True)
+        feature_set = FeatureSet.from_expressions(name, [*_mini_features(), *extra], MINI_LOOKBACK)
+        register_feature_set(feature_set, replace=True)
         config = InferenceConfig(model_names=["xgboost"], horizons=[HORIZON], feature_set=name)
         trained[name] = train_pipeline(market, config, TINY_XGBOOST)
     return trained

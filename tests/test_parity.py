@@ -102,8 +102,11 @@ def test_bundle_after_load_equals_pipeline_before_save(every_family, market, tmp
     every_family.save(tmp_path / "pipeline_v1")
     result = compare_pipelines(every_family, InferencePipeline.load(tmp_path / "pipeline_v1"), market, HORIZON)
     assert result.passed, result.summary()
-    stages = {c.stage for c in result.checks}
-    assert stages == {"input", "raw", "calibrated", "final"}
+    assert [(c.name, c.stage) for c in result.checks] == [
+        ("scaled features", "input"),
+        *[(f"{name}_h{HORIZON}", "calibrated") for name in every_family.config.model_names],
+        ("final", "final"),
+    ]
 
 
 def test_roundtrip_check_leaves_pipeline_unchanged(xgboost_only, market):
@@ -134,11 +137,25 @@ def test_perturbed_model_file_is_caught_by_parity(saved, market):
     result = compare_pipelines(before, loaded, market, HORIZON)
     assert not result.passed
     diffs = result.max_abs_diff
-    assert diffs[f"xgboost_h{HORIZON} raw"] > 1e-3
+    assert diffs[f"xgboost_h{HORIZON} raw"] > 1e-3  # the model changed, not only its calibrator
+    assert diffs[f"xgboost_h{HORIZON} calibrated"] > 1e-3
     assert diffs["scaled features input"] == 0.0
     assert "differ" in result.summary()
     # Native parity compares the loaded model with itself, so it cannot see a changed file.
     assert check_native_parity(loaded, market, HORIZON).passed
+
+
+def test_changed_calibrator_is_told_apart_from_a_changed_model(saved, market):
+    before, path = saved
+    calibrator_file = path / "calibrators" / f"xgboost_h{HORIZON}.json"
+    calibrator = json.loads(calibrator_file.read_text())
+    calibrator["temperature"] *= 1.5
+    calibrator_file.write_text(json.dumps(calibrator))
+    rehash_bundle(path)
+    result = compare_pipelines(before, InferencePipeline.load(path), market, HORIZON)
+    assert not result.passed
+    assert result.max_abs_diff[f"xgboost_h{HORIZON} calibrated"] > 0
+    assert result.max_abs_diff[f"xgboost_h{HORIZON} raw"] == 0.0
 
 
 def test_native_parity_catches_a_model_wrapper_that_diverges(xgboost_only, market, tmp_path):

@@ -34,10 +34,10 @@ from pipeline_core.training import (
 from inference_assets import markdown
 from inference_assets.build import BuildFolder
 from inference_assets.defs.resources import BundleStoreResource, DataLakeResource, TrainingResource
+from inference_assets.scoring import CLASS_NAMES
 
 GROUP = "bundle"
 POOL = "training"  # one training stage at a time across runs (dagster.yaml)
-CLASS_NAMES = {-1: "down", 0: "flat", 1: "up"}
 
 
 @contextmanager

@@ -26,9 +26,9 @@ ohlcv_bars = dg.AssetSpec(
 
 @dg.asset(
     partitions_def=scoring_partitions,
-    # One run scores a whole range (dates x horizons): the bundle is loaded once and each
-    # date is read once. Backfills from the UI split by horizon (4 runs), the CLI's
-    # --partition-range runs the range as one run.
+    # A run scores a whole range (dates x horizons): the bundle is loaded once and each date
+    # read once. UI backfills split the selection along its smaller dimension (e.g. one run
+    # per horizon over all dates); `dagster asset materialize --partition-range` is one run.
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[ohlcv_bars, "live_bundle"],
     pool="scoring",
@@ -44,7 +44,9 @@ def scored_predictions(
     require_raw_dates(data_lake.ohlcv_dir, list(by_date))  # before anything is written
     pipeline = bundles.pipeline_for_run(context)
     for day, partitions in by_date.items():
-        for partition, scored in score_date(pipeline, data_lake, day, [p.horizon for p in partitions]):
-            context.log.info(f"{partition}: {scored.rows} rows at {scored.rows_per_s:,.0f} rows/s -> {scored.path}")
-            context.add_asset_metadata(scored.metadata(), partition_key=partition.key)
+        horizons = [p.horizon for p in partitions]
+        for partition, scored in score_date(pipeline, data_lake.ohlcv_dir, data_lake.predictions_dir, day, horizons):
+            context.log.info(f"{partition.key}: {scored.rows} rows at {scored.rows_per_s:,.0f} rows/s -> {scored.path}")
+            metadata = {**scored.figures(), "path": dg.MetadataValue.path(str(scored.path))}
+            context.add_asset_metadata(metadata, partition_key=partition.key)
     return dg.MaterializeResult()

@@ -3,7 +3,9 @@
 Feature drift (per-feature KS test corrected over features, PSI as effect size),
 prediction drift (class balance, confidence distribution) and performance drift
 (accuracy, log-loss against validation figures), with severities, escalation across
-checks, JSON state for sensors, and a report as tables and a PNG.
+checks, JSON state for sensors, and a report as tables and a PNG. The feature and
+confidence tests count serially dependent rows (consecutive bars of a symbol) by their
+effective sample size: see `monitoring.dependence`.
 """
 
 from pipeline_core.monitoring.alerts import AlertSeverity, DriftAlert

@@ -27,8 +27,8 @@ class DriftAlert:
 
     Attributes:
         severity: INFO, WARNING or CRITICAL.
-        metric: what was tested: "feature_drift", "feature_share", "class_balance",
-            "confidence", "accuracy", "log_loss" or "escalation".
+        metric: what was tested: "feature_drift", "feature_share", "severe_features",
+            "class_balance", "confidence", "accuracy", "log_loss" or "escalation".
         feature: the feature's name for "feature_drift", else None.
         statistic: the observed value that crossed ``threshold`` (see ``message`` for
             its name and the significance test behind it).

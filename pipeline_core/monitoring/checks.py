@@ -15,7 +15,7 @@ from pipeline_core.monitoring.alerts import AlertSeverity, DriftAlert
 from pipeline_core.monitoring.config import DriftConfig
 from pipeline_core.monitoring.dependence import (
     Runs,
-    ar1_inflation,
+    batch_inflation,
     effective_size,
     lag1_autocorrelation,
 )
@@ -51,8 +51,8 @@ def feature_drift(reference: ReferenceStats, matrix: np.ndarray, runs: Runs, con
     ordered = np.sort(matrix.T, axis=1)
     effects = np.array([_compare(sketch, ordered[j], config) for j, sketch in enumerate(sketches)])
     ks, psis = effects[:, 0], effects[:, 1]
-    thresholds = psi_threshold(n_eff, m_eff, np.array([s.psi_df for s in sketches]), config.psi_quantile,
-                               config.psi_floor)
+    dfs = np.array([sketch.psi_df for sketch in sketches])
+    thresholds = psi_threshold(n_eff, m_eff, dfs, config.psi_quantile, config.psi_floor)
     pvalues = ks_pvalue(ks, n_eff, m_eff)
     adjusted = adjust_pvalues(pvalues, config.correction)
     means = matrix.mean(axis=0)
@@ -74,8 +74,8 @@ def feature_drift(reference: ReferenceStats, matrix: np.ndarray, runs: Runs, con
             )
         )
     alerts = [_feature_alert(row, n, len(rows), config) for row in rows if row.significant]
-    share_alert = _feature_share_alert(rows, n, config)
-    return rows, alerts + ([share_alert] if share_alert else []), []
+    critical = _feature_share_alert(rows, n, config) or _severe_features_alert(rows, n, config)
+    return rows, alerts + ([critical] if critical else []), []
 
 
 def _feature_share_alert(rows: list[FeatureDrift], n: int, config: DriftConfig) -> DriftAlert | None:
@@ -101,17 +101,37 @@ def _feature_share_alert(rows: list[FeatureDrift], n: int, config: DriftConfig) 
 def _batch_inflation(
     sketches: tuple[DistributionSketch, ...], matrix: np.ndarray, runs: Runs, config: DriftConfig
 ) -> np.ndarray:
-    """Per-column variance inflation of the batch rows: the larger of the batch's own AR(1)
-    factor and the reference's inflation for runs of the batch's lengths (1 when off)."""
+    """Per-column variance inflation of the batch rows (see `dependence.batch_inflation`); 1 when off."""
     if not config.serial_correlation:
         return np.ones(matrix.shape[1])
-    own = ar1_inflation(lag1_autocorrelation(matrix, runs))
     shown = np.array([sketch.run_inflation(runs.lengths) for sketch in sketches])
-    return np.maximum(own, shown)
+    known = np.array([sketch.autocorrelation for sketch in sketches])
+    return batch_inflation(shown, lag1_autocorrelation(matrix, runs), known)
 
 
 def _reference_size(sketch: DistributionSketch, config: DriftConfig) -> float:
     return sketch.independent_size if config.serial_correlation else float(sketch.size)
+
+
+def _severe_features_alert(rows: list[FeatureDrift], n: int, config: DriftConfig) -> DriftAlert | None:
+    """CRITICAL when at least config.critical_severe_features features drifted with PSI >= severe_psi."""
+    limit = config.critical_severe_features
+    by_psi = sorted(rows, key=lambda row: -row.psi)
+    severe = [row.feature for row in by_psi if row.drifted and row.psi >= config.severe_psi]
+    if limit is None or len(severe) < limit:
+        return None
+    return DriftAlert(
+        severity=AlertSeverity.CRITICAL,
+        metric="severe_features",
+        feature=None,
+        statistic=float(len(severe)),
+        threshold=float(limit),
+        batch_size=n,
+        message=(
+            f"{len(severe)} features drifted severely (PSI >= {config.severe_psi:g}; critical from {limit}): "
+            f"{_listing(severe)}; batch of {n} rows"
+        ),
+    )
 
 
 def _compare(sketch: DistributionSketch, ordered: np.ndarray, config: DriftConfig) -> tuple[float, float]:

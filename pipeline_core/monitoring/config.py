@@ -35,6 +35,14 @@ class DriftConfig:
         min_batch_size: batches with fewer rows are skipped (no alert, reason reported);
             the same minimum applies to the rows with known actuals for performance.
         critical_feature_share: CRITICAL when at least this share of features drifted.
+        severe_psi: PSI at or above which a drifted feature counts as severely drifted
+            (about a one-standard-deviation shift of a normal feature; the usual "major
+            shift" level of PSI is 0.25).
+        critical_severe_features: CRITICAL also when at least this many features drifted
+            severely, whatever their share: a drift confined to one family of features
+            (every volatility feature when volatility jumps) is too large to wait for
+            escalation, while one or two severely drifted features (a broken feature) stay
+            a WARNING. None disables this rule.
         escalate_after: this many consecutive checks at WARNING or above escalate to
             CRITICAL; None disables escalation.
         prediction_alpha: level shared (Bonferroni) by the class-balance chi-square test
@@ -47,9 +55,9 @@ class DriftConfig:
             validation log-loss plus this margin.
         serial_correlation: the feature and confidence tests (KS p-value, PSI threshold)
             use effective sizes instead of row counts: the batch's rows count as
-            n / tau, tau the larger of the AR(1) factor of the batch's lag-1
-            autocorrelation (per group when `check` gets groups) and the variance
-            inflation the reference measured for runs of the batch's lengths; the
+            n / tau, tau the variance inflation the reference measured for runs of the
+            batch's lengths (per group when `check` gets groups), scaled up where the
+            batch's lag-1 autocorrelation exceeds the reference's (AR(1) ratio); the
             reference counts as its own effective size. False: every row counts as an
             independent draw, which makes serially correlated batches (rolling features,
             volatility regimes) alarm on sampling noise. The class-balance and
@@ -64,6 +72,8 @@ class DriftConfig:
     correction: str = "bonferroni"
     min_batch_size: int = 50
     critical_feature_share: float = 0.3
+    severe_psi: float = 1.0
+    critical_severe_features: int | None = 3
     escalate_after: int | None = 3
     prediction_alpha: float = 0.01
     performance_alpha: float = 0.01
@@ -74,13 +84,14 @@ class DriftConfig:
     def __post_init__(self) -> None:
         _check_int("n_bins", self.n_bins, minimum=2)
         _check_int("min_batch_size", self.min_batch_size, minimum=2)
-        if self.escalate_after is not None:
-            _check_int("escalate_after", self.escalate_after, minimum=1)
+        for name in ("escalate_after", "critical_severe_features"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
         for name in ("ks_alpha", "prediction_alpha", "performance_alpha", "psi_quantile"):
             _check_open_unit(name, getattr(self, name))
         _check_range("critical_feature_share", self.critical_feature_share, 0.0, 1.0, low_open=True)
         _check_range("psi_epsilon", self.psi_epsilon, 0.0, 0.01, low_open=True)
-        for name in ("psi_floor", "accuracy_critical_drop", "log_loss_critical_rise"):
+        for name in ("psi_floor", "severe_psi", "accuracy_critical_drop", "log_loss_critical_rise"):
             _check_range(name, getattr(self, name), 0.0, float("inf"))
         if not isinstance(self.serial_correlation, bool):
             raise ConfigError(f"DriftConfig.serial_correlation is {self.serial_correlation!r}, expected True or False")

@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 
 from pipeline_core.errors import ConfigError, DriftInputError
-from pipeline_core.monitoring.dependence import Runs, in_run_order, inflation_grid, pooled_inflation, runs_of
+from pipeline_core.monitoring.dependence import (
+    MAX_AUTOCORRELATION,
+    Runs,
+    in_run_order,
+    inflation_grid,
+    lag1_autocorrelation,
+    pooled_inflation,
+    runs_of,
+)
 from pipeline_core.monitoring.inputs import CLASSES, class_labels, confidence_vector, feature_matrix, group_codes
 
 FORMAT_VERSION = 1
@@ -37,6 +45,8 @@ class DistributionSketch:
             L = 1, 2, 4, ... (see `monitoring.dependence`); [1.0] means independent rows.
         effective_size: independent rows the reference is worth, size / tau of its runs
             (None: size, as for sketches stored before serial dependence was measured).
+        autocorrelation: lag-1 autocorrelation of the values within runs, clipped to
+            [0, 0.99]; 0 for sketches stored before it was measured.
     """
 
     edges: np.ndarray = field(repr=False)
@@ -49,6 +59,7 @@ class DistributionSketch:
     std: float
     inflation: np.ndarray = field(default_factory=lambda: np.ones(1), repr=False)
     effective_size: float | None = None
+    autocorrelation: float = 0.0
 
     @classmethod
     def from_values(
@@ -70,6 +81,7 @@ class DistributionSketch:
         count_lt = np.searchsorted(ordered, support, side="left")
         lengths = np.array([m]) if run_lengths is None else np.asarray(run_lengths)
         inflation = inflation_grid(values, support, (count_le + count_lt) / (2.0 * m), lengths)
+        rho = lag1_autocorrelation(values[:, None], Runs(order=None, lengths=lengths))[0]
         return cls(
             edges=edges,
             proportions=proportions,
@@ -81,6 +93,7 @@ class DistributionSketch:
             std=float(np.std(ordered)),
             inflation=inflation,
             effective_size=m / pooled_inflation(inflation, lengths),
+            autocorrelation=float(np.clip(rho, 0.0, MAX_AUTOCORRELATION)),
         )
 
     @property
@@ -117,6 +130,7 @@ class DistributionSketch:
             "std": self.std,
             "inflation": self.inflation.tolist(),
             "effective_size": self.effective_size,
+            "autocorrelation": self.autocorrelation,
         }
 
     @classmethod
@@ -132,6 +146,7 @@ class DistributionSketch:
             std=float(data["std"]),
             inflation=np.asarray(data.get("inflation", [1.0]), dtype=np.float64),
             effective_size=None if data.get("effective_size") is None else float(data["effective_size"]),
+            autocorrelation=float(data.get("autocorrelation", 0.0)),
         )
         sketch._check()
         return sketch
@@ -146,10 +161,13 @@ class DistributionSketch:
             problems.append("support, count_le and count_lt must have one entry per support value")
         elif np.any(self.count_lt > self.count_le) or self.count_le[-1] != self.size:
             problems.append("count_lt <= count_le and count_le[-1] == size must hold")
-        if self.inflation.ndim != 1 or not (self.inflation.size >= 1 and np.all(self.inflation >= 1.0)):
+        finite = np.all(np.isfinite(self.inflation))
+        if self.inflation.ndim != 1 or not (self.inflation.size >= 1 and finite and np.all(self.inflation >= 1.0)):
             problems.append("inflation must be one or more finite values >= 1")
         if self.effective_size is not None and not 0.0 < self.effective_size <= self.size:
             problems.append("effective_size must be in (0, size]")
+        if not 0.0 <= self.autocorrelation <= MAX_AUTOCORRELATION:
+            problems.append(f"autocorrelation must be in [0, {MAX_AUTOCORRELATION}]")
         if problems:
             raise ConfigError(f"invalid reference distribution sketch: {'; '.join(problems)}")
 

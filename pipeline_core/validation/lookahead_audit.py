@@ -31,7 +31,7 @@ Dependence on history beyond the declared lookback is the warm-up audit's job.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -78,7 +78,7 @@ class LookaheadAuditResult:
             "full_prediction": pl.Int64, "cut_prediction": pl.Int64,
             "full_confidence": pl.Float64, "cut_confidence": pl.Float64, "reason": pl.String,
         }
-        rows = [tuple(v.__dict__.values()) for v in self.violations]
+        rows = [astuple(v) for v in self.violations]
         return pl.DataFrame(rows, schema=schema, orient="row")
 
     def summary(self) -> str:

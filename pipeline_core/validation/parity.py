@@ -9,9 +9,9 @@ bit for bit, and the tree and torch predictors are deterministic per row):
   `lightgbm.Booster.predict`, `CatBoostClassifier.predict_proba`, and the torch module
   itself (its forward returns softmax probabilities).
 - `compare_pipelines(expected, actual, df, horizon)`: two pipelines (e.g. before save
-  and after load) give the same raw and calibrated probabilities per model and the same
-  final probabilities; `check_roundtrip(pipeline, df, horizon)` saves and reloads a
-  pipeline in a temporary folder and compares the two.
+  and after load) give the same scaled features, the same (calibrated) probabilities per
+  model and the same final probabilities; `check_roundtrip(pipeline, df, horizon)` saves
+  and reloads a pipeline in a temporary folder and compares the two.
 """
 
 from __future__ import annotations
@@ -150,26 +150,36 @@ def check_native_parity(pipeline, df: Any, horizon: int) -> ParityResult:
 
 def compare_pipelines(expected, actual, df: Any, horizon: int) -> ParityResult:
     """`actual` (e.g. the bundle after load) scores `df` exactly as `expected` (before save):
-    per model raw and calibrated probabilities, and the final probabilities."""
+    scaled features, each model's output (calibrated when the pipeline calibrates) and the
+    final probabilities and classes. When a model's output differs, the raw (uncalibrated)
+    probabilities are compared too, to tell a changed model from a changed calibrator."""
     inputs_e, inputs_a = expected.model_inputs(df), actual.model_inputs(df)
     problem = _row_mismatch(inputs_e, inputs_a, expected.config.model_names, actual.config.model_names)
     if problem:
         return ParityResult(passed=False, checks=(), n_rows=inputs_e.n_scored, problem=problem)
-    raw_e = expected.base_model_probabilities(inputs_e, horizon)
-    raw_a = actual.base_model_probabilities(inputs_a, horizon)
     result_e, result_a = expected.score_inputs(inputs_e, horizon), actual.score_inputs(inputs_a, horizon)
     n = inputs_e.n_scored
+    stage = "calibrated" if expected.config.use_calibration else "raw"
     checks = [ModelParity("scaled features", "input", n, max_abs_diff(inputs_e.scaled, inputs_a.scaled))]
     for name in expected.config.model_names:
-        key = model_key(name, horizon)
-        checks.append(ModelParity(key, "raw", n, max_abs_diff(raw_e[name], raw_a[name])))
-        calibrated = max_abs_diff(result_e.model_outputs[name], result_a.model_outputs[name])
-        checks.append(ModelParity(key, "calibrated", n, calibrated))
+        diff = max_abs_diff(result_e.model_outputs[name], result_a.model_outputs[name])
+        checks.append(ModelParity(model_key(name, horizon), stage, n, diff))
+    if stage == "calibrated" and not all(c.passed for c in checks[1:]):
+        checks += _raw_checks(expected, actual, inputs_e, inputs_a, horizon)
     final = max_abs_diff(result_e.probabilities, result_a.probabilities)
     if not np.array_equal(result_e.predictions, result_a.predictions):
-        final = np.inf
+        final = float("inf")
     checks.append(ModelParity("final", "final", n, final))
     return ParityResult(passed=all(c.passed for c in checks), checks=tuple(checks), n_rows=n)
+
+
+def _raw_checks(expected, actual, inputs_e, inputs_a, horizon: int) -> list[ModelParity]:
+    raw_e = expected.base_model_probabilities(inputs_e, horizon)
+    raw_a = actual.base_model_probabilities(inputs_a, horizon)
+    return [
+        ModelParity(model_key(name, horizon), "raw", inputs_e.n_scored, max_abs_diff(raw_e[name], raw_a[name]))
+        for name in expected.config.model_names
+    ]
 
 
 def check_roundtrip(pipeline, df: Any, horizon: int) -> ParityResult:
