@@ -24,6 +24,8 @@ bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run
 
 ui: $(INSTALLED)
+	mkdir -p .dagster_home
+	test -f .dagster_home/dagster.yaml || cp inference_assets/dagster.yaml .dagster_home/dagster.yaml
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
 
 clean:
