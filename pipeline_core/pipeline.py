@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from pipeline_core import persistence
+from pipeline_core.data import validate_ohlcv
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.features import DEFAULT_FEATURE_SET, get_feature_set
 from pipeline_core.inputs import ModelInputs, featurize
@@ -174,8 +175,6 @@ class InferencePipeline:
     def predict_single(self, df, idx: int, horizon: int = 20) -> np.ndarray:
         """Probabilities (3,) of row `idx` of the validated (symbol, time)-sorted frame,
         from its own symbol's bars up to `idx` and no more than `required_lookback` of them."""
-        from pipeline_core.data import validate_ohlcv
-
         bars = validate_ohlcv(df)
         if not 0 <= idx < bars.height:
             raise IndexError(f"Row {idx} is outside the frame of {bars.height} rows.")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from scipy.stats import norm
 
 from pipeline_core.errors import ConfigError, DriftInputError
 from pipeline_core.monitoring import (
@@ -321,6 +323,7 @@ def test_empty_and_small_batches_are_skipped_with_a_reason(monitor):
         ("critical_severe_features", 0, "critical_severe_features is 0"),
         ("severe_psi", -1.0, "severe_psi is -1.0"),
         ("serial_correlation", 1, "serial_correlation is 1, expected True or False"),
+        ("label_horizon", 0, "label_horizon is 0"),
         ("accuracy_critical_drop", -0.01, "accuracy_critical_drop is -0.01"),
         ("log_loss_critical_rise", "0.1", "log_loss_critical_rise is '0.1'"),
     ],
@@ -465,3 +468,89 @@ def test_confidence_test_uses_the_effective_size(stats):
     report = monitor.evaluate(_features(rng, 1000), confidences=np.clip(persistent, 0.34, 1.0), groups=symbols)
     (row,) = report.metrics
     assert row.metric == "confidence" and row.effective_size < 100 and row.n == 1000
+
+
+DEPENDENT_SYMBOLS, SESSION, HORIZON = 8, 390, 20
+
+
+def _dependent_outputs(rng: np.random.Generator, sessions: int, accuracy: float = 0.55) -> dict[str, np.ndarray]:
+    """Model outputs of 8 symbols x `sessions` x 390 bars, sorted by symbol then time.
+
+    The predicted class persists (each bar keeps the last one with probability 0.95, else
+    draws from CLASS_SHARES) and a prediction is right when the mean of the next HORIZON
+    shocks clears a threshold, so rows closer than HORIZON bars share their outcome's bars.
+    """
+    length = sessions * SESSION
+    draws = rng.choice([-1, 0, 1], size=(DEPENDENT_SYMBOLS, length), p=CLASS_SHARES)
+    keep = rng.random((DEPENDENT_SYMBOLS, length)) < 0.95
+    classes = draws.copy()
+    for t in range(1, length):
+        classes[:, t] = np.where(keep[:, t], classes[:, t - 1], draws[:, t])
+    shocks = rng.normal(size=(DEPENDENT_SYMBOLS, length + HORIZON - 1))
+    window_sums = np.stack([np.convolve(row, np.ones(HORIZON), mode="valid") for row in shocks])
+    hits = (window_sums / np.sqrt(HORIZON) > norm.ppf(1 - accuracy)).ravel()
+    predictions = classes.ravel()
+    probabilities = np.full((predictions.size, 3), 0.225)
+    probabilities[np.arange(predictions.size), predictions + 1] = 0.55
+    wrong = (predictions + rng.integers(1, 3, size=predictions.size) + 1) % 3 - 1
+    return {"predictions": predictions, "probabilities": probabilities, "actuals": np.where(hits, predictions, wrong)}
+
+
+@pytest.fixture(scope="module")
+def dependent_stats() -> ReferenceStats:
+    """A reference of 8 symbols x 4 sessions of persistent predictions, with its true figures."""
+    rng = np.random.default_rng(30)
+    outputs = _dependent_outputs(rng, 4)
+    n = outputs["predictions"].size
+    losses = -np.log(outputs["probabilities"][np.arange(n), outputs["actuals"] + 1])
+    return ReferenceStats.from_data(
+        _features(rng, n),
+        NAMES,
+        predictions=outputs["predictions"],
+        confidences=outputs["probabilities"].max(axis=1),
+        accuracy=0.55,
+        log_loss=float(0.55 * -np.log(0.55) + 0.45 * -np.log(0.225)),
+        groups=np.repeat(np.arange(DEPENDENT_SYMBOLS), 4 * SESSION),
+    )
+
+
+def test_persistent_predictions_and_overlapping_errors_are_not_mistaken_for_drift(dependent_stats):
+    rng = np.random.default_rng(31)
+    symbols = np.repeat(np.arange(DEPENDENT_SYMBOLS), SESSION)
+    config = DriftConfig(label_horizon=HORIZON, escalate_after=None)
+    monitors = {
+        serial: OnlineDriftMonitor.from_reference(dependent_stats, replace(config, serial_correlation=serial))
+        for serial in (True, False)
+    }
+    alarms = {True: [], False: []}
+    for _ in range(30):
+        outputs = _dependent_outputs(rng, 1)
+        for serial, monitor in monitors.items():
+            report = monitor.evaluate(_features(rng, symbols.size), groups=symbols, **outputs)
+            alarms[serial].append({row.metric for row in report.metrics if row.severity is not None})
+    assert sum(bool(metrics) for metrics in alarms[True]) <= 1
+    naive = [metric for metrics in alarms[False] for metric in metrics]
+    assert naive.count("class_balance") >= 10 and naive.count("accuracy") + naive.count("log_loss") >= 10
+
+
+def test_performance_tests_count_overlapping_errors_by_their_effective_size(dependent_stats):
+    rng = np.random.default_rng(32)
+    symbols = np.repeat(np.arange(DEPENDENT_SYMBOLS), SESSION)
+    outputs = _dependent_outputs(rng, 1, accuracy=0.35)
+    monitor = OnlineDriftMonitor.from_reference(dependent_stats, DriftConfig(label_horizon=HORIZON))
+    alerts = monitor.check(_features(rng, symbols.size), groups=symbols, **outputs)
+    accuracy = next(row for row in monitor.last_report.metrics if row.metric == "accuracy")
+    # hits of overlapping 20-bar windows: tau about 12 (a thresholded sum is less persistent than the sum)
+    assert 3120 / 30 < accuracy.effective_size < 3120 / 8
+    assert (AlertSeverity.CRITICAL, "accuracy") in {(a.severity, a.metric) for a in alerts}
+    (alert,) = [a for a in alerts if a.metric == "accuracy"]
+    assert f"batch of 3120 rows, worth {accuracy.effective_size:.0f} independent" in alert.message
+    assert accuracy.value < accuracy.threshold < 0.55 - 0.05
+
+
+def test_from_bundle_takes_the_label_horizon_from_the_horizon(stats):
+    bundle = SimpleNamespace(reference_stats={20: stats})
+    assert OnlineDriftMonitor.from_bundle(bundle, 20).config.label_horizon == 20
+    assert OnlineDriftMonitor.from_bundle(bundle, 20, DriftConfig(label_horizon=5)).config.label_horizon == 5
+    restored = OnlineDriftMonitor.from_json(OnlineDriftMonitor.from_bundle(bundle, 20).to_json())
+    assert restored.config.label_horizon == 20

@@ -10,7 +10,13 @@ import polars as pl
 import pytest
 
 from pipeline_core.errors import ConfigError, DriftInputError
-from pipeline_core.monitoring import DistributionSketch, DriftConfig, OnlineDriftMonitor, ReferenceStats
+from pipeline_core.monitoring import (
+    ClassDependence,
+    DistributionSketch,
+    DriftConfig,
+    OnlineDriftMonitor,
+    ReferenceStats,
+)
 
 NAMES = ["ret", "vol", "hour"]
 
@@ -204,3 +210,77 @@ def test_monitor_builds_grouped_reference_stats_and_refuses_groups_for_stored_on
     assert OnlineDriftMonitor(stats, DriftConfig(serial_correlation=False)).evaluate(
         _reference(rng, 300)
     ).features[0].effective_size == 300
+
+
+def _persistent_classes(rng: np.random.Generator, symbols: int, length: int, stay: float) -> np.ndarray:
+    """Classes -1/0/1 per symbol, sorted by symbol then time: each bar keeps the last class with
+    probability `stay`, else draws anew from (0.3, 0.4, 0.3)."""
+    draws = rng.choice([-1, 0, 1], size=(symbols, length), p=[0.3, 0.4, 0.3])
+    keep = rng.random((symbols, length)) < stay
+    classes = draws.copy()
+    for t in range(1, length):
+        classes[:, t] = np.where(keep[:, t], classes[:, t - 1], draws[:, t])
+    return classes.ravel()
+
+
+def test_reference_stats_measure_the_persistence_of_predicted_classes():
+    rng = np.random.default_rng(10)
+    symbols, length, stay = 6, 1500, 0.9
+    predictions = _persistent_classes(rng, symbols, length, stay)
+    by_symbol = np.repeat(np.arange(symbols), length)
+    features = _reference(rng, symbols * length)
+    stats = ReferenceStats.from_data(features, NAMES, predictions=predictions, groups=by_symbol)
+    dependence = stats.class_dependence
+    # a class indicator of this Markov chain has autocorrelation stay^k: tau -> (1 + stay) / (1 - stay) = 19
+    assert dependence.autocorrelation == pytest.approx((stay, stay, stay), abs=0.03)
+    assert 14 <= dependence.run_inflation(np.array([1500])).max() <= 24
+    assert stats.independent_predictions == pytest.approx(dependence.effective_size)
+    assert stats.independent_predictions < 0.1 * stats.n_predictions
+    # the same rows delivered time then symbol give the same dependence
+    by_time = np.arange(symbols * length).reshape(symbols, length).T.ravel()
+    interleaved = ReferenceStats.from_data(
+        _reference(rng, symbols * length), NAMES, predictions=predictions[by_time], groups=by_symbol[by_time]
+    )
+    assert interleaved.class_dependence.to_dict() == dependence.to_dict()
+
+
+def test_reference_stats_of_independent_predictions_count_about_every_prediction(stats):
+    dependence = stats.class_dependence
+    assert max(dependence.autocorrelation) < 0.05
+    assert stats.independent_predictions > 0.7 * stats.n_predictions
+
+
+def test_reference_stats_keep_class_dependence_through_json(stats):
+    data = json.loads(json.dumps(stats.to_dict()))
+    assert set(data["class_dependence"]) == {"inflation", "autocorrelation", "effective_size"}
+    restored = ReferenceStats.from_dict(data)
+    assert restored.class_dependence.to_dict() == stats.class_dependence.to_dict()
+
+
+def test_reference_stats_stored_before_class_dependence_count_predictions_as_independent(stats):
+    old = {k: v for k, v in stats.to_dict().items() if k != "class_dependence"}
+    restored = ReferenceStats.from_dict(old)
+    assert restored.class_dependence is None and restored.independent_predictions == stats.n_predictions
+    rng = np.random.default_rng(11)
+    predictions = rng.choice([-1, 0, 1], size=400, p=[0.3, 0.4, 0.3])
+    row = OnlineDriftMonitor.from_reference(restored).evaluate(_reference(rng, 400), predictions=predictions).metrics[0]
+    assert row.metric == "class_balance" and row.effective_size > 0.7 * 400
+
+
+def test_reference_stats_reject_bad_class_dependence(stats):
+    data = stats.to_dict()
+    dependence = data["class_dependence"]
+    with pytest.raises(ConfigError, match="inflation must hold 3 lists of finite values >= 1"):
+        ClassDependence.from_dict({**dependence, "inflation": dependence["inflation"][:2]})
+    with pytest.raises(ConfigError, match=r"autocorrelation must hold 3 values in \[0, 0.99\]"):
+        ClassDependence.from_dict({**dependence, "autocorrelation": [0.5, 1.2, 0.1]})
+    with pytest.raises(ConfigError, match="effective_size must be a positive number"):
+        ClassDependence.from_dict({**dependence, "effective_size": 0.0})
+    with pytest.raises(ConfigError, match="effective_size <= n_predictions"):
+        ReferenceStats.from_dict({**data, "class_dependence": {**dependence, "effective_size": 1e6}})
+
+
+def test_reference_stats_reject_grouped_predictions_that_do_not_match_the_rows():
+    reference = _reference(np.random.default_rng(12), 100)
+    with pytest.raises(DriftInputError, match=r"reference predictions has shape \(50,\), expected \(100,\)"):
+        ReferenceStats.from_data(reference, NAMES, predictions=np.zeros(50), groups=np.zeros(100))

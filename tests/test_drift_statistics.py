@@ -10,11 +10,17 @@ from pipeline_core.monitoring import ReferenceStats
 from pipeline_core.monitoring.dependence import (
     Runs,
     ar1_inflation,
+    autocovariances,
     batch_inflation,
+    class_design_effect,
+    in_run_order,
     inflation_grid,
     lag1_autocorrelation,
+    newey_west_inflation,
+    newey_west_lag,
     pooled_inflation,
     runs_of,
+    subset_runs,
 )
 from pipeline_core.monitoring.statistics import (
     accuracy_bound,
@@ -256,3 +262,80 @@ def test_batch_inflation_scales_the_reference_by_excess_persistence_only():
     batch_rho = np.array([0.5, 0.8, 0.0, 0.8])
     reference_rho = np.array([0.5, 0.5, 0.5, 0.0])  # the last: a reference that did not record it
     assert batch_inflation(shown, batch_rho, reference_rho) == pytest.approx([10.0, 30.0, 10.0, 9.0])
+
+
+def test_accuracy_drop_pvalue_is_the_binomial_cdf_continued_to_effective_counts():
+    for n, reference in ((7, 0.3), (600, 0.55), (3120, 0.43)):
+        correct = np.array([0, n // 3, n // 2, n - 1])
+        assert [accuracy_drop_pvalue(k, n, reference) for k in correct] == pytest.approx(
+            stats.binom.cdf(correct, n, reference), rel=1e-9
+        )
+    # 3,120 rows with tau 8 are tested as 390 rows; between integers the p-value is monotone
+    between = [accuracy_drop_pvalue(k, 390.0, 0.45) for k in (160.0, 160.25, 160.5, 161.0)]
+    assert between[0] == pytest.approx(stats.binom.cdf(160, 390, 0.45)) and np.all(np.diff(between) > 0)
+    assert accuracy_drop_pvalue(390.0, 390.0, 0.45) == 1.0 and accuracy_drop_pvalue(-0.5, 390.0, 0.45) == 0.0
+
+
+def test_accuracy_bound_with_inflation_is_the_largest_significant_accuracy_of_the_effective_rows():
+    n, reference, alpha, inflation = 3120, 0.45, 0.005, 7.5
+    correct = round(accuracy_bound(n, reference, alpha, inflation) * n)
+    assert accuracy_drop_pvalue(correct / inflation, n / inflation, reference) < alpha
+    assert accuracy_drop_pvalue((correct + 1) / inflation, n / inflation, reference) >= alpha
+    assert accuracy_bound(n, reference, alpha, inflation) < accuracy_bound(n, reference, alpha) < reference
+
+
+def test_mean_rise_pvalue_with_inflation_widens_the_error_and_cuts_the_degrees_of_freedom():
+    values = np.random.default_rng(40).normal(1.0, 0.5, size=400)
+    p, std_error = mean_rise_pvalue(values, 0.9, inflation=4.0)
+    assert std_error == pytest.approx(values.std(ddof=1) / 10)
+    t_stat = (values.mean() - 0.9) / std_error
+    assert p == pytest.approx(stats.t.sf(t_stat, 99))
+    assert (values.mean() > mean_bound(0.9, std_error, 100.0, 0.01)) == (p < 0.01)
+
+
+def _overlapping_sums(rng: np.random.Generator, runs: int, length: int, window: int) -> np.ndarray:
+    """Runs of `window`-bar sums of i.i.d. noise, one after another: an MA(window - 1) per run."""
+    noise = rng.normal(size=(runs, length + window - 1))
+    sums = np.stack([np.convolve(row, np.ones(window), mode="valid") for row in noise])
+    return sums.ravel()
+
+
+def test_newey_west_inflation_of_overlapping_windows_is_near_the_window():
+    rng = np.random.default_rng(41)
+    values = _overlapping_sums(rng, 40, 2000, 10)  # tau of an MA(9) with equal weights is 10
+    runs = Runs(order=None, lengths=np.full(40, 2000))
+    lag = newey_west_lag(values, runs)
+    assert lag >= 10  # the plug-in lag grows as n^(1/3): 117 for these 80,000 rows
+    assert 8.5 <= newey_west_inflation(values, runs, lag) <= 11.0
+    assert newey_west_inflation(values, runs, 9) < newey_west_inflation(values, runs, 30)  # Bartlett weights
+    noise = rng.normal(size=80_000)
+    assert newey_west_lag(noise, runs) <= 5 and newey_west_inflation(noise, runs, 20) < 1.1
+
+
+def test_autocovariances_pool_pairs_within_runs_only():
+    rng = np.random.default_rng(42)
+    values = rng.normal(size=30)
+    runs = Runs(order=None, lengths=np.array([10, 20]))
+    centred = values - values.mean()
+    pairs = [t for t in range(28) if t not in (8, 9)]  # lag 2 pairs starting at rows 8 and 9 straddle the runs
+    gamma = autocovariances(values, runs, 2)
+    assert gamma[0] == pytest.approx(np.mean(centred**2))
+    assert gamma[2] == pytest.approx(sum(centred[t] * centred[t + 2] for t in pairs) / 30)
+    assert newey_west_inflation(np.ones(30), runs, 5) == 1.0
+
+
+def test_subset_runs_keeps_the_rows_of_each_run_in_order():
+    codes = np.tile(np.arange(3), 5)  # rows time then group
+    keep = np.ones(15, dtype=bool)
+    keep[[0, 4, 14]] = False
+    runs = subset_runs(runs_of(codes, 15), keep)
+    direct = runs_of(codes[keep], 12)
+    assert runs.lengths.tolist() == direct.lengths.tolist() == [4, 4, 4]
+    values = np.arange(15.0)
+    assert in_run_order(values[keep], runs).tolist() == in_run_order(values[keep], direct).tolist()
+    assert subset_runs(Runs(None, np.array([5, 5])), np.arange(10) >= 5).lengths.tolist() == [5]
+
+
+def test_class_design_effect_is_the_largest_inflation_of_the_classes_present():
+    assert class_design_effect(np.array([0.4, 0.3, 0.3]), np.array([20.0, 60.0, 15.0])) == 60.0
+    assert class_design_effect(np.array([0.5, 0.0, 0.5]), np.array([20.0, 60.0, 15.0])) == 20.0

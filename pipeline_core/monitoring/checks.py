@@ -2,9 +2,12 @@
 
 Each returns its table rows, its alerts and notes on what could not be checked. Every
 family of tests has its own alpha from DriftConfig, split (Bonferroni) or corrected over
-its tests, so together they keep the false-alarm budget of the config. The feature and
-confidence tests count serially dependent rows by their effective size (see
-`monitoring.dependence`) unless `config.serial_correlation` is off.
+its tests, so together they keep the false-alarm budget of the config. Unless
+`config.serial_correlation` is off, every test counts serially dependent rows by their
+effective size (see `monitoring.dependence`): the feature, confidence and class-balance
+tests by the dependence the reference measured (scaled up where the batch is more
+persistent at lag 1), the performance tests by the batch's own Newey-West long-run
+variance of per-row correctness and log-loss.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ from pipeline_core.monitoring.config import DriftConfig
 from pipeline_core.monitoring.dependence import (
     Runs,
     batch_inflation,
+    class_design_effect,
     effective_size,
     lag1_autocorrelation,
+    newey_west_inflation,
+    newey_west_lag,
+    subset_runs,
 )
 from pipeline_core.monitoring.inputs import CLASSES
 from pipeline_core.monitoring.reference import DistributionSketch, ReferenceStats
@@ -185,22 +192,25 @@ def prediction_drift(
     alpha = config.prediction_alpha / max(run_balance + run_confidence, 1)
     rows = []
     if run_balance:
-        rows.append(_class_balance(reference, predictions, alpha, config))
+        rows.append(_class_balance(reference, predictions, runs, alpha, config))
     if run_confidence:
         rows.append(_confidence(reference.confidence, confidences, runs, alpha, config))
     return rows, [_metric_alert(row) for row in rows if row.severity is not None], notes
 
 
 def _class_balance(
-    reference: ReferenceStats, predictions: np.ndarray, alpha: float, config: DriftConfig
+    reference: ReferenceStats, predictions: np.ndarray, runs: Runs, alpha: float, config: DriftConfig
 ) -> MetricDrift:
+    """Chi-square homogeneity test and PSI of the class shares, on effective counts."""
     n, m = predictions.size, reference.n_predictions
     ref_props = np.asarray(reference.class_proportions)
     counts = np.array([np.count_nonzero(predictions == c) for c in CLASSES])
-    _, _, p_value = chi2_homogeneity(counts, np.round(ref_props * m))
+    n_eff = n / _class_inflation(reference, predictions, runs, config)
+    m_eff = reference.independent_predictions if config.serial_correlation else float(m)
+    _, _, p_value = chi2_homogeneity(counts / n * n_eff, ref_props * m_eff)
     value = psi(counts / n, ref_props, config.psi_epsilon)
     df = max(int(np.count_nonzero(ref_props)) - 1, 1)
-    threshold = psi_threshold(n, m, df, config.psi_quantile, config.psi_floor)
+    threshold = psi_threshold(n_eff, m_eff, df, config.psi_quantile, config.psi_floor)
     return MetricDrift(
         metric="class_balance",
         statistic="psi",
@@ -212,7 +222,27 @@ def _class_balance(
         alpha=alpha,
         n=n,
         severity=_distribution_severity(p_value, alpha, value, threshold),
+        effective_size=n_eff,
     )
+
+
+def _class_inflation(reference: ReferenceStats, predictions: np.ndarray, runs: Runs, config: DriftConfig) -> float:
+    """Design effect of the batch's class shares (`dependence.class_design_effect`); 1 when off.
+
+    Per class the reference's tau for the batch's runs, scaled up where the batch's class
+    indicator is more persistent at lag 1 (a reference without class dependence: the
+    batch's AR(1) factor alone).
+    """
+    if not config.serial_correlation:
+        return 1.0
+    indicators = (predictions[:, None] == np.array(CLASSES)).astype(np.float64)
+    dependence = reference.class_dependence
+    if dependence is None:
+        shown, known = np.ones(len(CLASSES)), np.zeros(len(CLASSES))
+    else:
+        shown, known = dependence.run_inflation(runs.lengths), np.asarray(dependence.autocorrelation)
+    taus = batch_inflation(shown, lag1_autocorrelation(indicators, runs), known)
+    return class_design_effect(np.asarray(reference.class_proportions), taus)
 
 
 def _confidence(
@@ -250,9 +280,15 @@ def performance_drift(
     predictions: np.ndarray | None,
     probabilities: np.ndarray | None,
     actuals: np.ndarray | None,
+    runs: Runs,
     config: DriftConfig,
 ) -> CheckOutput:
-    """One-sided accuracy (binomial) and log-loss (t) tests against validation figures."""
+    """One-sided accuracy (binomial) and log-loss (t) tests against validation figures.
+
+    On the rows with known actuals; with `config.serial_correlation` each test counts
+    them by the Newey-West long-run variance of its per-row values within runs (labels of
+    consecutive bars overlap, so their errors are correlated).
+    """
     if actuals is None:
         return [], [], []
     known = ~np.isnan(actuals)
@@ -271,25 +307,40 @@ def performance_drift(
         notes.append("log-loss not checked: needs probabilities and a validation log-loss in the reference")
     alpha = config.performance_alpha / max(run_accuracy + run_log_loss, 1)
     labels = actuals[known]
+    known_runs = subset_runs(runs, known)
     rows = []
     if run_accuracy:
-        rows.append(_accuracy(reference.accuracy, predictions[known], labels, alpha, config))
+        rows.append(_accuracy(reference.accuracy, predictions[known], labels, known_runs, alpha, config))
     if run_log_loss:
-        rows.append(_log_loss(reference.log_loss, probabilities[known], labels, alpha, config))
+        rows.append(_log_loss(reference.log_loss, probabilities[known], labels, known_runs, alpha, config))
     return rows, [_metric_alert(row) for row in rows if row.severity is not None], notes
 
 
+def _performance_inflation(values: np.ndarray, runs: Runs, config: DriftConfig) -> float:
+    """Newey-West variance inflation of the mean of per-row values; 1 when off.
+
+    The lag is the data's plug-in choice (`dependence.newey_west_lag`), at least
+    `config.label_horizon` when given (rows closer than that share label bars).
+    """
+    if not config.serial_correlation:
+        return 1.0
+    lag = max(newey_west_lag(values, runs), config.label_horizon or 0)
+    return newey_west_inflation(values, runs, min(lag, int(runs.lengths.max()) - 1))
+
+
 def _accuracy(
-    validation: float, predictions: np.ndarray, labels: np.ndarray, alpha: float, config: DriftConfig
+    validation: float, predictions: np.ndarray, labels: np.ndarray, runs: Runs, alpha: float, config: DriftConfig
 ) -> MetricDrift:
     n = labels.size
-    correct = int(np.count_nonzero(predictions == labels))
-    p_value = accuracy_drop_pvalue(correct, n, validation)
+    hits = predictions == labels
+    inflation = _performance_inflation(hits.astype(np.float64), runs, config)
+    n_eff, correct = n / inflation, int(np.count_nonzero(hits))
+    p_value = accuracy_drop_pvalue(correct / inflation, n_eff, validation)
     critical_level = validation - config.accuracy_critical_drop
     severity = None
-    threshold = accuracy_bound(n, validation, alpha)
-    if accuracy_drop_pvalue(correct, n, critical_level) < alpha:
-        severity, threshold = AlertSeverity.CRITICAL, accuracy_bound(n, critical_level, alpha)
+    threshold = accuracy_bound(n, validation, alpha, inflation)
+    if accuracy_drop_pvalue(correct / inflation, n_eff, critical_level) < alpha:
+        severity, threshold = AlertSeverity.CRITICAL, accuracy_bound(n, critical_level, alpha, inflation)
     elif p_value < alpha:
         severity = AlertSeverity.WARNING
     return MetricDrift(
@@ -303,21 +354,24 @@ def _accuracy(
         alpha=alpha,
         n=n,
         severity=severity,
+        effective_size=n_eff,
     )
 
 
 def _log_loss(
-    validation: float, probabilities: np.ndarray, labels: np.ndarray, alpha: float, config: DriftConfig
+    validation: float, probabilities: np.ndarray, labels: np.ndarray, runs: Runs, alpha: float, config: DriftConfig
 ) -> MetricDrift:
     n = labels.size
     columns = np.searchsorted(CLASSES, labels.astype(np.int64))
     losses = -np.log(np.clip(probabilities[np.arange(n), columns], _LOG_LOSS_CLIP, 1.0))
-    p_value, std_error = mean_rise_pvalue(losses, validation)
+    inflation = _performance_inflation(losses, runs, config)
+    n_eff = n / inflation
+    p_value, std_error = mean_rise_pvalue(losses, validation, inflation)
     critical_level = validation + config.log_loss_critical_rise
     severity = None
-    threshold = mean_bound(validation, std_error, n, alpha)
-    if mean_rise_pvalue(losses, critical_level)[0] < alpha:
-        severity, threshold = AlertSeverity.CRITICAL, mean_bound(critical_level, std_error, n, alpha)
+    threshold = mean_bound(validation, std_error, n_eff, alpha)
+    if mean_rise_pvalue(losses, critical_level, inflation)[0] < alpha:
+        severity, threshold = AlertSeverity.CRITICAL, mean_bound(critical_level, std_error, n_eff, alpha)
     elif p_value < alpha:
         severity = AlertSeverity.WARNING
     return MetricDrift(
@@ -331,6 +385,7 @@ def _log_loss(
         alpha=alpha,
         n=n,
         severity=severity,
+        effective_size=n_eff,
     )
 
 

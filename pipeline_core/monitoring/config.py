@@ -18,8 +18,9 @@ class DriftConfig:
     any alert is at most ``ks_alpha + prediction_alpha + performance_alpha`` (each family
     is corrected for its own number of tests), 4% with the defaults. That holds for
     independent rows, and with ``serial_correlation`` approximately for serially
-    dependent rows (a scored day of minute bars) as far as the reference shows their
-    dependence: see ``monitoring.dependence``.
+    dependent rows (a scored day of minute bars) as far as the reference and the batch
+    show their dependence: see ``monitoring.dependence``. The validation accuracy and
+    log-loss are taken as exact; their own sampling error is not part of the budget.
 
     Attributes:
         n_bins: reference-quantile bins per feature for PSI (the reference statistics must
@@ -53,15 +54,22 @@ class DriftConfig:
             validation accuracy minus this margin.
         log_loss_critical_rise: CRITICAL when log-loss is significantly higher than the
             validation log-loss plus this margin.
-        serial_correlation: the feature and confidence tests (KS p-value, PSI threshold)
-            use effective sizes instead of row counts: the batch's rows count as
-            n / tau, tau the variance inflation the reference measured for runs of the
-            batch's lengths (per group when `check` gets groups), scaled up where the
-            batch's lag-1 autocorrelation exceeds the reference's (AR(1) ratio); the
-            reference counts as its own effective size. False: every row counts as an
+        serial_correlation: every test uses effective sizes instead of row counts (runs
+            of rows per group when `check` gets groups). The feature, confidence and
+            class-balance tests (KS p-value, chi-square, PSI thresholds) count the batch's
+            rows as n / tau, tau the variance inflation the reference measured for runs of
+            the batch's lengths (for the class balance: the largest over the class
+            indicators), scaled up where the batch's lag-1 autocorrelation exceeds the
+            reference's (AR(1) ratio); the reference counts as its own effective size.
+            The performance tests count the rows with known actuals as n / tau, tau the
+            Newey-West long-run variance of the per-row correctness (log-loss) over its
+            variance, measured on the batch itself. False: every row counts as an
             independent draw, which makes serially correlated batches (rolling features,
-            volatility regimes) alarm on sampling noise. The class-balance and
-            performance tests treat rows as independent either way.
+            persistent predictions, overlapping label windows) alarm on sampling noise.
+        label_horizon: bars each actual looks ahead (the model's horizon): errors of rows
+            closer than this share label bars, so the Newey-West lag of the performance
+            tests is at least this. None: the lag is the data's own plug-in choice alone
+            (Newey-West 1994). `OnlineDriftMonitor.from_bundle` fills it in from the horizon.
     """
 
     n_bins: int = 10
@@ -80,11 +88,12 @@ class DriftConfig:
     accuracy_critical_drop: float = 0.05
     log_loss_critical_rise: float = 0.1
     serial_correlation: bool = True
+    label_horizon: int | None = None
 
     def __post_init__(self) -> None:
         _check_int("n_bins", self.n_bins, minimum=2)
         _check_int("min_batch_size", self.min_batch_size, minimum=2)
-        for name in ("escalate_after", "critical_severe_features"):
+        for name in ("escalate_after", "critical_severe_features", "label_horizon"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
         for name in ("ks_alpha", "prediction_alpha", "performance_alpha", "psi_quantile"):

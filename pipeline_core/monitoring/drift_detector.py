@@ -42,9 +42,10 @@ class OnlineDriftMonitor:
     than `config.min_batch_size` rows) leaves the streak as it was.
 
     Serial dependence: rows of a scored partition are not independent draws (rolling
-    features of consecutive bars, volatility regimes). With `config.serial_correlation`
-    (the default) the feature and confidence tests count the batch and the reference by
-    their effective sizes (`monitoring.dependence`). Pass the symbol of each row as
+    features of consecutive bars, volatility regimes, persistent predicted classes,
+    overlapping label windows). With `config.serial_correlation` (the default) every test
+    counts the batch and the reference by their effective sizes (`monitoring.dependence`,
+    `DriftConfig.serial_correlation`). Pass the symbol of each row as
     `groups` to `check` / `evaluate` (and `reference_groups` here, or `groups` to
     `ReferenceStats.from_data`) so dependence is measured within each symbol's rows; the
     rows of each symbol must be in time order.
@@ -122,7 +123,10 @@ class OnlineDriftMonitor:
 
     @classmethod
     def from_bundle(cls, pipeline: Any, horizon: int, config: DriftConfig | None = None) -> OnlineDriftMonitor:
-        """A monitor over `pipeline.reference_stats[horizon]` (ReferenceStats or its dict)."""
+        """A monitor over `pipeline.reference_stats[horizon]` (ReferenceStats or its dict).
+
+        The config's `label_horizon`, when not set, becomes `horizon`.
+        """
         by_horizon = getattr(pipeline, "reference_stats", None)
         if not isinstance(by_horizon, Mapping):
             raise ConfigError(
@@ -134,6 +138,9 @@ class OnlineDriftMonitor:
             stats = ReferenceStats.from_dict(dict(stats))
         if not isinstance(stats, ReferenceStats):
             raise ConfigError(f"reference_stats[{horizon}] is a {type(stats).__name__}, expected ReferenceStats")
+        config = config if config is not None else DriftConfig()
+        if config.label_horizon is None:
+            config = dataclasses.replace(config, label_horizon=int(horizon))
         return cls(stats, config=config)
 
     def evaluate(
@@ -174,7 +181,7 @@ class OnlineDriftMonitor:
         metrics = []
         for more_rows, more_alerts, more_notes in (
             prediction_drift(self.reference_stats, preds, conf, runs, self.config),
-            performance_drift(self.reference_stats, preds, probs, truth, self.config),
+            performance_drift(self.reference_stats, preds, probs, truth, runs, self.config),
         ):
             metrics += more_rows
             alerts += more_alerts

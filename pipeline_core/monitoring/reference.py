@@ -16,11 +16,13 @@ from pipeline_core.errors import ConfigError, DriftInputError
 from pipeline_core.monitoring.dependence import (
     MAX_AUTOCORRELATION,
     Runs,
+    class_design_effect,
     in_run_order,
     inflation_grid,
     lag1_autocorrelation,
     pooled_inflation,
     runs_of,
+    series_inflation_grid,
 )
 from pipeline_core.monitoring.inputs import CLASSES, class_labels, confidence_vector, feature_matrix, group_codes
 
@@ -173,6 +175,77 @@ class DistributionSketch:
 
 
 @dataclass(frozen=True, eq=False)
+class ClassDependence:
+    """Serial dependence of the reference predictions' classes, for the class-balance test.
+
+    The predicted class of consecutive bars is persistent (the features are smooth rolling
+    statistics), so a batch's class shares vary far more than its row count suggests.
+
+    Attributes:
+        inflation: per class (-1, 0, 1), the variance inflation tau(L) of its indicator
+            (prediction == class) over runs of L = 1, 2, 4, ... consecutive rows.
+        autocorrelation: per class, the lag-1 autocorrelation of its indicator within
+            runs, clipped to [0, 0.99].
+        effective_size: independent predictions the reference is worth: its predictions
+            over their design effect (`dependence.class_design_effect`).
+    """
+
+    inflation: tuple[np.ndarray, ...] = field(repr=False)
+    autocorrelation: tuple[float, ...]
+    effective_size: float
+
+    @classmethod
+    def from_labels(cls, labels: np.ndarray, run_lengths: np.ndarray) -> ClassDependence:
+        """Dependence of classes -1/0/1 in `labels`, time-ordered within runs of `run_lengths` rows."""
+        indicators = (labels[:, None] == np.array(CLASSES)).astype(np.float64)
+        grids = tuple(series_inflation_grid(column, run_lengths) for column in indicators.T)
+        rho = lag1_autocorrelation(indicators, Runs(order=None, lengths=run_lengths))
+        taus = np.array([pooled_inflation(grid, run_lengths) for grid in grids])
+        return cls(
+            inflation=grids,
+            autocorrelation=tuple(float(r) for r in np.clip(rho, 0.0, MAX_AUTOCORRELATION)),
+            effective_size=labels.size / class_design_effect(indicators.mean(axis=0), taus),
+        )
+
+    def run_inflation(self, run_lengths: np.ndarray) -> np.ndarray:
+        """Per class, the variance inflation of its indicator over rows in runs of these lengths."""
+        return np.array([pooled_inflation(grid, run_lengths) for grid in self.inflation])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inflation": [grid.tolist() for grid in self.inflation],
+            "autocorrelation": list(self.autocorrelation),
+            "effective_size": self.effective_size,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClassDependence:
+        dependence = cls(
+            inflation=tuple(np.asarray(grid, dtype=np.float64) for grid in data["inflation"]),
+            autocorrelation=tuple(float(r) for r in data["autocorrelation"]),
+            effective_size=float(data["effective_size"]),
+        )
+        dependence._check()
+        return dependence
+
+    def _check(self) -> None:
+        problems = []
+        grids_ok = len(self.inflation) == len(CLASSES) and all(
+            grid.ndim == 1 and grid.size >= 1 and np.all(np.isfinite(grid)) and np.all(grid >= 1.0)
+            for grid in self.inflation
+        )
+        if not grids_ok:
+            problems.append(f"inflation must hold {len(CLASSES)} lists of finite values >= 1")
+        rho = np.asarray(self.autocorrelation)
+        if rho.size != len(CLASSES) or not np.all((rho >= 0.0) & (rho <= MAX_AUTOCORRELATION)):
+            problems.append(f"autocorrelation must hold {len(CLASSES)} values in [0, {MAX_AUTOCORRELATION}]")
+        if not (np.isfinite(self.effective_size) and self.effective_size > 0.0):
+            problems.append("effective_size must be a positive number")
+        if problems:
+            raise ConfigError(f"invalid reference class dependence: {'; '.join(problems)}")
+
+
+@dataclass(frozen=True, eq=False)
 class ReferenceStats:
     """Reference statistics of one model/horizon.
 
@@ -188,6 +261,9 @@ class ReferenceStats:
         confidence: sketch of the reference confidences, or None.
         accuracy: validation accuracy, or None.
         log_loss: validation log-loss (natural log), or None.
+        class_dependence: serial dependence of the reference predictions' classes, or
+            None: the predictions count as independent (as for reference stats stored
+            before it was measured).
     """
 
     feature_names: tuple[str, ...]
@@ -199,6 +275,7 @@ class ReferenceStats:
     confidence: DistributionSketch | None = field(default=None, repr=False)
     accuracy: float | None = None
     log_loss: float | None = None
+    class_dependence: ClassDependence | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.feature_names) != len(self.features) or not self.features:
@@ -214,6 +291,10 @@ class ReferenceStats:
             len(self.class_proportions) != len(CLASSES) or not np.isclose(sum(self.class_proportions), 1.0)
         ):
             raise ConfigError(f"class_proportions must be {len(CLASSES)} shares summing to 1")
+        if self.class_dependence is not None and not (
+            self.n_predictions is not None and self.class_dependence.effective_size <= self.n_predictions
+        ):
+            raise ConfigError("class_dependence needs class_proportions, and its effective_size <= n_predictions")
         if self.accuracy is not None and not 0.0 <= self.accuracy <= 1.0:
             raise ConfigError(f"reference accuracy is {self.accuracy}, expected a value in [0, 1]")
         if self.log_loss is not None and not (np.isfinite(self.log_loss) and self.log_loss >= 0.0):
@@ -223,6 +304,14 @@ class ReferenceStats:
     def n_reference(self) -> int:
         """Reference rows behind the feature sketches."""
         return self.features[0].size
+
+    @property
+    def independent_predictions(self) -> float | None:
+        """Independent predictions the reference is worth: the class dependence's effective
+        size, or `n_predictions` when it is unknown (None without predictions)."""
+        if self.class_dependence is not None:
+            return self.class_dependence.effective_size
+        return None if self.n_predictions is None else float(self.n_predictions)
 
     @classmethod
     def from_data(
@@ -241,10 +330,10 @@ class ReferenceStats:
 
         `predictions` (classes -1/0/1) and `confidences` are the model's outputs on the
         same rows; `accuracy` and `log_loss` are its validation figures. `groups` (e.g. the
-        symbol of each row) lets the sketches measure serial dependence within each
-        group's rows, which must be in time order; without it the rows are taken as one
-        time-ordered run (fine for rows sorted by symbol then time, not for rows
-        interleaved across symbols).
+        symbol of each row) lets the sketches and the class dependence measure serial
+        dependence within each group's rows, which must be in time order; without it the
+        rows (and the predictions, in their order) are taken as one time-ordered run (fine
+        for rows sorted by symbol then time, not for rows interleaved across symbols).
         """
         if n_bins < 2 or n_quantiles < 2:
             raise ConfigError(f"n_bins={n_bins} and n_quantiles={n_quantiles} must both be >= 2")
@@ -257,7 +346,7 @@ class ReferenceStats:
             DistributionSketch.from_values(col, n_bins, n_quantiles, runs.lengths)
             for col in in_run_order(matrix, runs).T
         )
-        proportions, n_predictions = _class_balance(predictions)
+        proportions, n_predictions, class_dependence = _class_balance(predictions, None if groups is None else runs)
         confidence = None
         if confidences is not None:
             confidence = _confidence_sketch(confidences, None if groups is None else runs, n_bins, n_quantiles)
@@ -271,6 +360,7 @@ class ReferenceStats:
             confidence=confidence,
             accuracy=None if accuracy is None else float(accuracy),
             log_loss=None if log_loss is None else float(log_loss),
+            class_dependence=class_dependence,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -285,6 +375,7 @@ class ReferenceStats:
             "confidence": None if self.confidence is None else self.confidence.to_dict(),
             "accuracy": self.accuracy,
             "log_loss": self.log_loss,
+            "class_dependence": None if self.class_dependence is None else self.class_dependence.to_dict(),
         }
 
     @classmethod
@@ -298,6 +389,7 @@ class ReferenceStats:
         try:
             confidence = data["confidence"]
             proportions = data["class_proportions"]
+            dependence = data.get("class_dependence")  # absent before it was measured
             return cls(
                 feature_names=tuple(data["feature_names"]),
                 features=tuple(DistributionSketch.from_dict(s) for s in data["features"]),
@@ -308,6 +400,7 @@ class ReferenceStats:
                 confidence=None if confidence is None else DistributionSketch.from_dict(confidence),
                 accuracy=data["accuracy"],
                 log_loss=data["log_loss"],
+                class_dependence=None if dependence is None else ClassDependence.from_dict(dependence),
             )
         except (KeyError, TypeError) as err:
             raise ConfigError(f"reference stats are incomplete or malformed: {err!r}") from err
@@ -323,11 +416,18 @@ def _confidence_sketch(confidences: Any, runs: Runs | None, n_bins: int, n_quant
     return DistributionSketch.from_values(in_run_order(values, runs), n_bins, n_quantiles, runs.lengths)
 
 
-def _class_balance(predictions: Any) -> tuple[tuple[float, ...] | None, int | None]:
+def _class_balance(
+    predictions: Any, runs: Runs | None
+) -> tuple[tuple[float, ...] | None, int | None, ClassDependence | None]:
+    """Class shares, count and serial dependence of the reference predictions; with groups
+    they are on the feature rows and share their runs, without them they are one run."""
     if predictions is None:
-        return None, None
-    labels = class_labels(predictions, None, "reference predictions")
+        return None, None, None
+    labels = class_labels(predictions, None if runs is None else int(runs.lengths.sum()), "reference predictions")
     if labels.size == 0:
         raise DriftInputError("reference predictions is empty")
     counts = np.array([np.count_nonzero(labels == c) for c in CLASSES])
-    return tuple(float(x) for x in counts / labels.size), int(labels.size)
+    if runs is None:
+        runs = Runs(order=None, lengths=np.array([labels.size]))
+    dependence = ClassDependence.from_labels(in_run_order(labels, runs), runs.lengths)
+    return tuple(float(x) for x in counts / labels.size), int(labels.size), dependence

@@ -59,8 +59,9 @@ class MetricDrift:
         alpha: the level it was tested at (after splitting the family's alpha).
         n: rows the test used.
         severity: the severity this test raised, or None.
-        effective_size: for the confidence test, independent rows the batch is worth
-            given its serial dependence; None for tests that take rows as independent.
+        effective_size: independent rows the batch (for performance: its rows with
+            known actuals) is worth given their serial dependence; the test uses it. The
+            row count `n` when rows are taken as independent.
     """
 
     metric: str

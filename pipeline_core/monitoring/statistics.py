@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 
 def bin_proportions(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -109,33 +109,56 @@ def chi2_homogeneity(current_counts: np.ndarray, reference_counts: np.ndarray) -
     return statistic, df, float(stats.chi2.sf(statistic, df))
 
 
-def accuracy_drop_pvalue(correct: int, n: int, reference_accuracy: float) -> float:
-    """One-sided exact binomial p-value that the true accuracy is below the reference."""
-    if reference_accuracy <= 0.0:
+def accuracy_drop_pvalue(correct: float, n: float, reference_accuracy: float) -> float:
+    """One-sided binomial p-value that the true accuracy is below the reference: P(Bin(n, ref) <= correct).
+
+    For serially dependent rows `correct` and `n` are effective counts (raw counts / tau,
+    non-integer): the binomial CDF is continued to real counts by the regularized
+    incomplete beta function I_(1-ref)(n - correct, correct + 1), exact for integers.
+    """
+    if reference_accuracy <= 0.0 or correct >= n:
         return 1.0
-    return float(stats.binom.cdf(correct, n, reference_accuracy))
+    if correct < 0.0 or reference_accuracy >= 1.0:
+        return 0.0
+    return float(special.betainc(n - correct, correct + 1.0, 1.0 - reference_accuracy))
 
 
-def accuracy_bound(n: int, reference_accuracy: float, alpha: float) -> float:
-    """Highest accuracy on n rows that the one-sided binomial test calls a significant drop."""
+def accuracy_bound(n: int, reference_accuracy: float, alpha: float, inflation: float = 1.0) -> float:
+    """Highest accuracy c / n (c correct of n rows) that the one-sided binomial test calls a
+    significant drop, the rows counting as n / inflation independent ones (-1/n: none)."""
     if reference_accuracy <= 0.0:
         return 0.0
-    k = stats.binom.ppf(alpha, n, reference_accuracy)
-    if stats.binom.cdf(k, n, reference_accuracy) >= alpha:
-        k -= 1
-    return float(max(k, -1) / n)
+
+    def significant(correct: int) -> bool:
+        return accuracy_drop_pvalue(correct / inflation, n / inflation, reference_accuracy) < alpha
+
+    low, high = -1, n  # significant(-1) taken as true, significant(n) false; the p-value rises with `correct`
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if significant(middle) else (low, middle)
+    return float(low / n)
 
 
-def mean_rise_pvalue(values: np.ndarray, reference_mean: float) -> tuple[float, float]:
-    """One-sided t-test that the mean of `values` exceeds `reference_mean`: (p, std error)."""
+def mean_rise_pvalue(values: np.ndarray, reference_mean: float, inflation: float = 1.0) -> tuple[float, float]:
+    """One-sided t-test that the mean of `values` exceeds `reference_mean`: (p, std error).
+
+    `inflation` is the variance inflation of the mean of serially dependent values (e.g. a
+    Newey-West long-run variance over the variance): the standard error grows by its
+    square root and the t distribution has n / inflation - 1 degrees of freedom.
+    """
     n = values.size
-    std_error = float(np.std(values, ddof=1) / np.sqrt(n))
+    std_error = float(np.std(values, ddof=1) * np.sqrt(inflation / n))
     if std_error == 0.0:
         return (0.0 if values[0] > reference_mean else 1.0), 0.0
     t_stat = (float(np.mean(values)) - reference_mean) / std_error
-    return float(stats.t.sf(t_stat, n - 1)), std_error
+    return float(stats.t.sf(t_stat, _t_df(n / inflation))), std_error
 
 
-def mean_bound(reference_mean: float, std_error: float, n: int, alpha: float) -> float:
-    """Lowest mean the one-sided t-test at `alpha` calls significantly above the reference."""
-    return float(reference_mean + stats.t.isf(alpha, n - 1) * std_error)
+def mean_bound(reference_mean: float, std_error: float, n: float, alpha: float) -> float:
+    """Lowest mean the one-sided t-test at `alpha` calls significantly above the reference;
+    `n` is the (effective) number of values."""
+    return float(reference_mean + stats.t.isf(alpha, _t_df(n)) * std_error)
+
+
+def _t_df(n: float) -> float:
+    return max(float(n) - 1.0, 1.0)
