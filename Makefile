@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench ui clean
+.PHONY: demo demo-drift test bench ui clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(INSTALLED): pyproject.toml
 
 demo: $(INSTALLED)
 	$(BIN)/python -m inference_assets.demo
+
+# The drift loop: drifted dates -> drift CRITICAL -> retraining -> promotion (after `make demo`).
+demo-drift: $(INSTALLED)
+	$(BIN)/python -m inference_assets.drift_demo
 
 # Two test workers on two cores: one OpenMP thread each, or torch oversubscribes the CPU.
 test: $(INSTALLED)
@@ -29,4 +33,4 @@ ui: $(INSTALLED)
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
 
 clean:
-	rm -rf $(VENV) .dagster_home data deployment/pipeline_v* deployment/LIVE
+	rm -rf $(VENV) .dagster_home data deployment/pipeline_v* deployment/LIVE deployment/decisions

@@ -46,7 +46,7 @@ def scoring_job_def() -> dg.JobDefinition:
 
 def main() -> None:
     started = time.perf_counter()
-    home = _prepare_instance()
+    home = prepare_instance()
     data_root = Path(os.environ.get("INFERENCE_DATA_ROOT") or "data").resolve()
     days = _ensure_market(data_root / "ohlcv")
     scored, history = days[-SCORED_DAYS:], days[-SCORED_DAYS - TRAIN_DAYS : -SCORED_DAYS]
@@ -57,13 +57,13 @@ def main() -> None:
     }
     with dg.DagsterInstance.get() as instance:
         print(f"[1/2] bundle_job: training on {history[0]}..{history[-1]} (fast profile) ...", flush=True)
-        bundle = _execute(bundle_job_def, instance, run_config={"resources": {"training": {"config": training}}})
+        bundle = execute(bundle_job_def, instance, run_config={"resources": {"training": {"config": training}}})
         print(f"[2/2] scoring_job: {scored[0]}..{scored[-1]} x horizons 5, 10, 15, 20 ...", flush=True)
-        scoring = _execute(scoring_job_def, instance, tags=date_range_tags(scored[0], scored[-1]))
+        scoring = execute(scoring_job_def, instance, tags=date_range_tags(scored[0], scored[-1]))
         _report(bundle, scoring, data_root, home, time.perf_counter() - started)
 
 
-def _prepare_instance() -> Path:
+def prepare_instance() -> Path:
     """DAGSTER_HOME (default .dagster_home/) with the project's dagster.yaml."""
     home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,7 @@ def _ensure_market(ohlcv_dir: Path) -> list:
     return days
 
 
-def _execute(job_fn, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteJobResult:
+def execute(job_fn, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteJobResult:
     result = dg.execute_job(dg.reconstructable(job_fn), instance=instance, raise_on_error=False, **kwargs)
     if not result.success:
         failures = [event.message for event in result.all_events if event.is_failure]

@@ -1,4 +1,4 @@
-"""Jobs: build (and promote) a bundle; score date x horizon partitions."""
+"""Jobs: build (and promote) a bundle; score date x horizon partitions; judge their drift; retrain."""
 
 import dagster as dg
 
@@ -14,3 +14,14 @@ scoring_job = dg.define_asset_job(
     description="Score (date, horizon) partitions with the live bundle, with their checks.",
 )
 
+drift_job = dg.define_asset_job(
+    "drift_job",
+    selection=dg.AssetSelection.assets("prediction_drift"),
+    description="Judge scored (date, horizon) partitions for drift, each with the bundle that scored it.",
+)
+
+retraining_job = dg.define_asset_job(
+    "retraining_job",
+    selection=dg.AssetSelection.assets("retrained_bundle"),
+    description="Train a candidate bundle up to a drifted date and promote it only if it passes the gate.",
+)

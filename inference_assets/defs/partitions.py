@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -49,8 +50,50 @@ def partitions_by_date(keys: list[str]) -> dict[date, list[ScoringPartition]]:
     return dict(grouped)
 
 
+def range_tags(first: ScoringPartition, last: ScoringPartition) -> dict[str, str]:
+    """Run tags that select the box `first..last` (dates x horizons) as one range run."""
+    return {"dagster/asset_partition_range_start": str(first.key), "dagster/asset_partition_range_end": str(last.key)}
+
+
 def date_range_tags(day_from: date, day_to: date) -> dict[str, str]:
     """Run tags that select every horizon of the dates `day_from..day_to` as one range run."""
-    first = ScoringPartition(day_from, HORIZONS[0]).key
-    last = ScoringPartition(day_to, HORIZONS[-1]).key
-    return {"dagster/asset_partition_range_start": str(first), "dagster/asset_partition_range_end": str(last)}
+    return range_tags(ScoringPartition(day_from, HORIZONS[0]), ScoringPartition(day_to, HORIZONS[-1]))
+
+
+def partition_boxes(partitions: Iterable[ScoringPartition]) -> list[tuple[ScoringPartition, ScoringPartition]]:
+    """Boxes (consecutive dates x neighbouring horizons) that cover exactly `partitions`.
+
+    A range run covers a box, so a sensor asks for one run per box instead of one per
+    partition: each date's horizons are cut into runs of neighbours in HORIZONS, and a run
+    extends the same run of the previous calendar date.
+    """
+    horizons_by_day: dict[date, set[int]] = defaultdict(set)
+    for partition in partitions:
+        horizons_by_day[partition.day].add(partition.horizon)
+    boxes: list[list] = []  # [first day, last day, lowest horizon, highest horizon]
+    open_boxes: dict[tuple[int, int], list] = {}
+    for day in sorted(horizons_by_day):
+        extended = {}
+        for span in _neighbour_spans(horizons_by_day[day]):
+            box = open_boxes.get(span)
+            if box is not None and box[1] == day - timedelta(days=1):
+                box[1] = day
+            else:
+                box = [day, day, *span]
+                boxes.append(box)
+            extended[span] = box
+        open_boxes = extended
+    return [(ScoringPartition(first, low), ScoringPartition(last, high)) for first, last, low, high in boxes]
+
+
+def _neighbour_spans(horizons: set[int]) -> list[tuple[int, int]]:
+    """(lowest, highest) of each run of horizons that are neighbours in HORIZONS."""
+    spans: list[list[int]] = []
+    for index, horizon in enumerate(HORIZONS):
+        if horizon not in horizons:
+            continue
+        if spans and spans[-1][1] == HORIZONS[index - 1]:
+            spans[-1][1] = horizon
+        else:
+            spans.append([horizon, horizon])
+    return [(low, high) for low, high in spans]

@@ -1,12 +1,17 @@
-"""Resources: where data and bundles live, which bundle scores, check thresholds, training.
+"""Resources: where data and bundles live, which bundle scores, check thresholds, training,
+drift monitoring and retraining.
 
 Every deployment-specific value comes from an environment variable when it is set (the UI
 then shows the variable's name) and from a default that runs the embedded demo otherwise:
 
-    INFERENCE_DATA_ROOT         data            raw bars (ohlcv/), predictions/, build/
-    INFERENCE_DEPLOYMENT_ROOT   deployment      bundles pipeline_vN/ and the LIVE pointer
-    INFERENCE_BUNDLE_VERSION    (empty)         pin scoring to one bundle; empty follows LIVE
-    INFERENCE_THROUGHPUT_FLOOR  10000           rows/s below which `throughput` warns
+    INFERENCE_DATA_ROOT            data         raw bars (ohlcv/), predictions/, drift/, build/
+    INFERENCE_DEPLOYMENT_ROOT      deployment   bundles pipeline_vN/, decisions/ and the LIVE pointer
+    INFERENCE_BUNDLE_VERSION       (empty)      pin scoring to one bundle; empty follows LIVE
+    INFERENCE_THROUGHPUT_FLOOR     10000        rows/s below which `throughput` warns
+    INFERENCE_RETRAIN_WINDOW_DAYS  20           raw dates a retraining candidate trains on
+
+Runs launched by a sensor get no launchpad config, so what a deployment tunes for them is
+an environment variable here (or a default below).
 
 Relative paths resolve against the working directory of the process, which is the
 repository root for `make demo`, `make ui` and runs launched from the UI (workspace.yaml).
@@ -23,8 +28,11 @@ from pydantic import Field
 
 from pipeline_core.bundle import MANIFEST_FILE, BundleStore
 from pipeline_core.errors import BundleError
+from pipeline_core.features import DEFAULT_FEATURE_SET
 from pipeline_core.models import model_class
+from pipeline_core.monitoring import DriftConfig
 from pipeline_core.pipeline import InferenceConfig, InferencePipeline
+from pipeline_core.retraining import RetrainPolicy
 from pipeline_core.training import TrainOptions
 
 from inference_assets.defs.partitions import HORIZONS
@@ -42,9 +50,9 @@ def env_int_or_default(name: str, default: int) -> int:
 
 
 class DataLakeResource(dg.ConfigurableResource):
-    """The data root: raw bars, scored predictions and the bundle build folder."""
+    """The data root: raw bars, scored predictions, drift reports and the bundle build folder."""
 
-    root: str = Field(default="data", description="Holds ohlcv/, predictions/ and build/.")
+    root: str = Field(default="data", description="Holds ohlcv/, predictions/, drift/ and build/.")
 
     @property
     def ohlcv_dir(self) -> Path:
@@ -53,6 +61,11 @@ class DataLakeResource(dg.ConfigurableResource):
     @property
     def predictions_dir(self) -> Path:
         return Path(self.root).resolve() / "predictions"
+
+    @property
+    def drift_dir(self) -> Path:
+        """Drift reports as JSON: drift/horizon=H/date=D/report.json."""
+        return Path(self.root).resolve() / "drift"
 
     @property
     def build_dir(self) -> Path:
@@ -126,12 +139,15 @@ class ScoringChecksResource(dg.ConfigurableResource):
 
 
 class TrainingResource(dg.ConfigurableResource):
-    """What the bundle assets train: models, ensemble, history window, effort.
+    """What the bundle assets and the retraining train: models, features, ensemble, history, effort.
 
-    The bundle always covers every scoring horizon (5, 10, 15, 20).
+    The bundle always covers every scoring horizon (5, 10, 15, 20). `train_start` /
+    `train_end` bound the bundle build only; a retraining takes its window from
+    `RetrainingResource`.
     """
 
     model_names: list[str] = Field(default=["xgboost", "lightgbm"])
+    feature_set: str = Field(default=DEFAULT_FEATURE_SET, description="A registered feature set (pipeline_core.features).")
     ensemble_method: str = Field(default="stacking", description="stacking or voting")
     max_boosting_rounds: int = Field(
         default=300, description="n_estimators of the boosting models (early stopping may stop sooner)."
@@ -144,7 +160,8 @@ class TrainingResource(dg.ConfigurableResource):
 
     def inference_config(self) -> InferenceConfig:
         return InferenceConfig(
-            model_names=list(self.model_names), horizons=list(HORIZONS), ensemble_method=self.ensemble_method
+            model_names=list(self.model_names), horizons=list(HORIZONS), ensemble_method=self.ensemble_method,
+            feature_set=self.feature_set,
         )
 
     def train_options(self) -> TrainOptions:
@@ -164,6 +181,45 @@ class TrainingResource(dg.ConfigurableResource):
         return start, end
 
 
+class DriftResource(dg.ConfigurableResource):
+    """How `prediction_drift` judges a scored partition (the rest of DriftConfig keeps its defaults).
+
+    A partition is CRITICAL when at least `critical_feature_share` of the features drifted
+    (or several drifted severely); only CRITICAL launches a retraining.
+    """
+
+    ks_alpha: float = Field(default=DriftConfig.ks_alpha, description="Family-wise level of the per-feature KS tests.")
+    critical_feature_share: float = Field(
+        default=DriftConfig.critical_feature_share, description="Share of drifted features that makes a partition CRITICAL."
+    )
+    min_batch_size: int = Field(default=DriftConfig.min_batch_size, description="Fewer scored rows: not judged.")
+    plot_top_k: int = Field(default=6, description="Features shown in the report's histogram plot.")
+
+    def drift_config(self) -> DriftConfig:
+        return DriftConfig(
+            ks_alpha=self.ks_alpha, critical_feature_share=self.critical_feature_share, min_batch_size=self.min_batch_size
+        )
+
+
+class RetrainingResource(dg.ConfigurableResource):
+    """The promotion gate of `retrained_bundle` (pipeline_core.retraining.RetrainPolicy).
+
+    The candidate trains on `window_days` raw dates ending just before the `holdout_days`
+    most recent dates up to the drifted date; both bundles are judged on the holdout.
+    """
+
+    window_days: int = Field(default=20, description="Raw dates the candidate trains on.")
+    holdout_days: int = Field(default=2, description="Latest dates (up to the drifted one) both bundles are judged on.")
+    tolerance: float = Field(default=0.0, description="Candidate log-loss may exceed live log-loss by at most this.")
+    audit_samples: int = Field(default=20, description="Cut points per lookahead / warm-up audit of the candidate.")
+
+    def policy(self) -> RetrainPolicy:
+        return RetrainPolicy(
+            window_days=self.window_days, holdout_days=self.holdout_days, tolerance=self.tolerance,
+            audit_samples=self.audit_samples,
+        )
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
@@ -177,5 +233,7 @@ def resources() -> dg.Definitions:
                 throughput_floor=env_int_or_default("INFERENCE_THROUGHPUT_FLOOR", 10_000)
             ),
             "training": TrainingResource(),
+            "drift": DriftResource(),
+            "retraining": RetrainingResource(window_days=env_int_or_default("INFERENCE_RETRAIN_WINDOW_DAYS", 20)),
         }
     )

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+import shutil
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
+from pipeline_core.bundle import LIVE_POINTER
 from pipeline_core.data import MarketSpec, generate_market, write_daily_partitions
+from pipeline_core.features import FeatureSet
 
+from inference_assets.defs.partitions import ScoringPartition, range_tags
 from inference_assets.defs.resources import (
     BundleStoreResource,
     DataLakeResource,
+    DriftResource,
+    RetrainingResource,
     ScoringChecksResource,
     TrainingResource,
 )
@@ -25,6 +32,15 @@ SCORED_HORIZONS = (5, 10)
 BARS_PER_PARTITION = TINY_MARKET.symbols * TINY_MARKET.bars_per_day
 FAST_TRAINING = TrainingResource(
     max_boosting_rounds=15, stacking_folds=2, threads=1, train_end=TRAIN_END.isoformat()
+)
+# The drift tests extend the tiny market past its 8 days; from DRIFT_START on, volatility
+# x2.5 and momentum reversed (the earlier days are the same bars as TINY_MARKET's).
+DRIFT_START = date(2024, 3, 9)
+
+_LOG_CLOSE = pl.col("close").log()
+# ret_1 is causal; next_ret_1 reads the NEXT bar's close: a planted lookahead.
+LEAKY = FeatureSet.from_expressions(
+    "leaky", [_LOG_CLOSE.diff().alias("ret_1"), (_LOG_CLOSE.shift(-1) - _LOG_CLOSE).alias("next_ret_1")], lookback=1
 )
 
 
@@ -75,6 +91,8 @@ def lab_resources(root: Path, **overrides) -> dict:
         "bundles": BundleStoreResource(deployment_root=str(root / "deployment")),
         "scoring_checks": ScoringChecksResource(throughput_floor=1, lookahead_samples=6, parity_samples=120),
         "training": FAST_TRAINING,
+        "drift": DriftResource(),
+        "retraining": RetrainingResource(window_days=6, holdout_days=2, audit_samples=5),
         "io_manager": ForbiddenIOManager(),
         **overrides,
     }
@@ -82,6 +100,38 @@ def lab_resources(root: Path, **overrides) -> dict:
 
 def write_market(root: Path) -> None:
     write_daily_partitions(generate_market(TINY_MARKET), root / "data" / "ohlcv")
+
+
+def write_drifted_market(root: Path, drifted_days: int) -> list[date]:
+    """TINY_MARKET plus `drifted_days` dates drifted from DRIFT_START; returns the drifted dates."""
+    spec = replace(TINY_MARKET, days=(DRIFT_START - TINY_MARKET.start).days + drifted_days, drift_start=DRIFT_START)
+    write_daily_partitions(generate_market(spec), root / "data" / "ohlcv")
+    return [DRIFT_START + timedelta(days=offset) for offset in range(drifted_days)]
+
+
+def copy_live_bundle(source: Path, target: Path) -> None:
+    """The LIVE bundle of deployment root `source` as the only (and live) bundle of `target`."""
+    version = (source / LIVE_POINTER).read_text().strip()
+    shutil.copytree(source / version, target / version)
+    (target / LIVE_POINTER).write_text(version + "\n")
+
+
+def lab_definitions(definitions: dg.Definitions, resources: dict) -> dg.Definitions:
+    """The code location's assets, checks, jobs and sensors, bound to test resources."""
+    return dg.Definitions(
+        assets=definitions.assets, asset_checks=definitions.asset_checks, jobs=definitions.jobs,
+        sensors=definitions.sensors, schedules=definitions.schedules, resources=resources,
+    )
+
+
+def score(lab: Lab, days, horizons, tags: dict | None = None) -> dg.ExecuteInProcessResult:
+    """Score the box days x horizons as one range run, without the scoring checks (fast)."""
+    box = range_tags(ScoringPartition(days[0], horizons[0]), ScoringPartition(days[-1], horizons[-1]))
+    result = lab.materialize(
+        dg.AssetSelection.assets("scored_predictions").without_checks(), tags={**box, **(tags or {})}
+    )
+    assert result.success, failures(result)
+    return result
 
 
 def check_evaluations(result) -> list:

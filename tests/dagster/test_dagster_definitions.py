@@ -23,21 +23,38 @@ DAGSTER = Path(sys.executable).with_name("dagster")
 INSTANCE_YAML = PROJECT / "inference_assets" / "dagster.yaml"
 
 
-def test_definitions_list_every_asset_check_job_and_schedule():
+def test_definitions_list_every_asset_check_job_schedule_and_sensor():
     definitions = defs()
     graph = definitions.resolve_asset_graph()
     assets = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert assets == {
         "ohlcv_bars", "training_data", "feature_scaler", "base_models", "calibrators", "ensembles",
-        "deployment_bundle", "live_bundle", "scored_predictions",
+        "deployment_bundle", "live_bundle", "scored_predictions", "prediction_drift", "retrained_bundle",
     }
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
-    assert checks == {("scored_predictions", name) for name in ("no_lookahead", "parity", "throughput")}
-    assert {definitions.resolve_job_def(name).name for name in ("bundle_job", "scoring_job")}
+    assert checks == {
+        *(("scored_predictions", name) for name in ("no_lookahead", "parity", "throughput")),
+        ("retrained_bundle", "candidate_audits"),
+    }
+    jobs = ("bundle_job", "scoring_job", "drift_job", "retraining_job")
+    assert {definitions.resolve_job_def(name).name for name in jobs} == set(jobs)
     assert definitions.resolve_schedule_def("daily_scoring_schedule").job_name == "scoring_job"
-    scoring = graph.get(dg.AssetKey("scored_predictions"))
-    assert scoring.partitions_def == scoring_partitions
-    assert scoring.backfill_policy == dg.BackfillPolicy.single_run()
+    for name in ("prediction_drift", "scored_predictions"):
+        node = graph.get(dg.AssetKey(name))
+        assert node.partitions_def == scoring_partitions
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    assert graph.get(dg.AssetKey("retrained_bundle")).partitions_def is None
+
+
+def test_sensors_are_on_by_default_and_target_the_drift_and_retraining_jobs():
+    definitions = defs()
+    sensors = {name: definitions.resolve_sensor_def(name)
+               for name in ("prediction_drift_sensor", "drift_retraining_sensor")}
+    assert {name: sensor.job_name for name, sensor in sensors.items()} == {
+        "prediction_drift_sensor": "drift_job", "drift_retraining_sensor": "retraining_job"
+    }
+    assert all(sensor.default_status == dg.DefaultSensorStatus.RUNNING for sensor in sensors.values())
+    assert sensors["drift_retraining_sensor"].required_resource_keys == {"bundles"}
 
 
 def test_scoring_job_includes_the_checks():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 import pytest
-from dagster_lab import TINY_MARKET, TRAIN_END, Lab, check_evaluations, lab_resources, write_market
+from dagster_lab import LEAKY, TINY_MARKET, TRAIN_END, Lab, check_evaluations, lab_resources, write_market
 
 from pipeline_core.bundle import BundleStore
 from pipeline_core.data import generate_market
-from pipeline_core.features import FeatureSet, register_feature_set
+from pipeline_core.features import register_feature_set
 from pipeline_core.pipeline import InferenceConfig
 from pipeline_core.training import TrainOptions, train_pipeline
 
@@ -19,13 +19,6 @@ from inference_assets.defs.partitions import scoring_partitions
 pytestmark = pytest.mark.xdist_group("dagster")
 
 PARTITION = "2024-03-08|20"
-
-
-_LOG_CLOSE = pl.col("close").log()
-# ret_1 is causal; next_ret_1 reads the NEXT bar's close: the planted lookahead.
-LEAKY = FeatureSet.from_expressions(
-    "leaky", [_LOG_CLOSE.diff().alias("ret_1"), (_LOG_CLOSE.shift(-1) - _LOG_CLOSE).alias("next_ret_1")], lookback=1
-)
 
 
 @dg.asset(partitions_def=scoring_partitions, deps=["scored_predictions"],

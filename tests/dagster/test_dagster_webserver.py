@@ -50,7 +50,8 @@ ASSETS_QUERY = """
 SCHEDULES_AND_SENSORS_QUERY = """
 query ($repository: RepositorySelector!) {
   schedulesOrError(repositorySelector: $repository) { __typename ... on Schedules { results { name } } }
-  sensorsOrError(repositorySelector: $repository) { __typename ... on Sensors { results { name } } }
+  sensorsOrError(repositorySelector: $repository) { __typename
+    ... on Sensors { results { name sensorState { status } } } }
 }
 """
 LAUNCH_MUTATION = """
@@ -152,7 +153,8 @@ def test_webserver_lists_the_code_location_and_runs_a_partition(webserver, lab: 
     repository = {"repositoryLocationName": location, "repositoryName": "__repository__"}
     listed = server.query(SCHEDULES_AND_SENSORS_QUERY, repository=repository)
     assert [s["name"] for s in listed["schedulesOrError"]["results"]] == ["daily_scoring_schedule"]
-    assert listed["sensorsOrError"]["__typename"] == "Sensors"
+    sensors = {s["name"]: s["sensorState"]["status"] for s in listed["sensorsOrError"]["results"]}
+    assert sensors == {"prediction_drift_sensor": "RUNNING", "drift_retraining_sensor": "RUNNING"}  # on by default
 
     partition = f"{PARTITION['date']}|{PARTITION['horizon']}"
     tags = {"dagster/partition": partition, **{f"dagster/partition/{k}": v for k, v in PARTITION.items()}}

@@ -1,0 +1,150 @@
+"""Sensors: newly scored partitions -> drift checks; CRITICAL drift -> one retraining.
+
+Both read materializations from the event log after a storage-id cursor (the id of the
+last event they handled) and return the new cursor with their run requests. The daemon
+keeps each sensor's cursor in the instance, so it survives restarts, and stores it only
+after the tick's runs were submitted; run keys make a tick that is evaluated again (the
+daemon died before storing the cursor) launch nothing twice. A tick only queries the
+event log (and reads the LIVE pointer): the runs it requests do the work.
+
+Both are on by default: they tick whenever a daemon runs for the instance (`make ui` /
+`dagster dev`, or `dagster-daemon run`), and can be stopped under *Automation* in the UI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from pipeline_core.monitoring import AlertSeverity
+
+from inference_assets.defs.drift_assets import prediction_drift
+from inference_assets.defs.jobs import drift_job, retraining_job
+from inference_assets.defs.partitions import ScoringPartition, partition_boxes, range_tags
+from inference_assets.defs.resources import BundleStoreResource
+from inference_assets.defs.retraining_assets import RetrainingConfig
+from inference_assets.defs.scoring_assets import scored_predictions
+
+MAX_EVENTS_PER_TICK = 500  # the rest waits for the next tick
+CHECK_INTERVAL_S = 60
+DRIFTED_BUNDLE_TAG = "inference/drifted_bundle"
+DRIFTED_DATE_TAG = "inference/drifted_date"
+CRITICAL = AlertSeverity.CRITICAL.name
+UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dataclass(frozen=True)
+class DriftEvent:
+    """One prediction_drift result, from its materialization's plain metadata."""
+
+    partition: ScoringPartition
+    severity: str
+    bundle_version: str
+
+    @classmethod
+    def from_record(cls, record: dg.EventLogRecord) -> DriftEvent:
+        """A materialization without the metadata (e.g. reported by hand) counts as no alert,
+        so a tick never fails on it and the cursor moves past it."""
+        metadata = record.asset_materialization.metadata
+        severity, version = metadata.get("severity"), metadata.get("bundle_version")
+        return cls(
+            ScoringPartition.from_key(record.partition_key),
+            str(severity.value) if severity else "unknown",
+            str(version.value) if version else "unknown",
+        )
+
+
+@dg.sensor(
+    job=drift_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=CHECK_INTERVAL_S,
+    description="Launches prediction_drift for the partitions scored since its cursor, one range run per box.",
+)
+def prediction_drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    records = _materializations_after_cursor(context, scored_predictions.key)
+    if not records:
+        return dg.SkipReason(f"No scored_predictions materialization after event {context.cursor or '(none)'}.")
+    newest = records[-1].storage_id
+    partitions = {ScoringPartition.from_key(record.partition_key) for record in records}
+    requests = [
+        # Keyed by the box and the newest event: the same tick evaluated again asks for the same runs.
+        dg.RunRequest(run_key=f"drift {first.key}...{last.key} @{newest}", tags=range_tags(first, last))
+        for first, last in partition_boxes(partitions)
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=str(newest))
+
+
+@dg.sensor(
+    job=retraining_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=CHECK_INTERVAL_S,
+    description="Launches retraining_job when a drift result of the live bundle is CRITICAL (one run per drift event).",
+)
+def drift_retraining_sensor(
+    context: dg.SensorEvaluationContext, bundles: BundleStoreResource
+) -> dg.SensorResult | dg.SkipReason:
+    records = _materializations_after_cursor(context, prediction_drift.key)
+    if not records:
+        return dg.SkipReason(f"No prediction_drift materialization after event {context.cursor or '(none)'}.")
+    events = [DriftEvent.from_record(record) for record in records]
+    live = bundles.store().live_version()
+    outcome = retraining_request(events, live, in_flight=_retraining_in_flight(context.instance, live))
+    cursor = str(records[-1].storage_id)
+    if isinstance(outcome, dg.SkipReason):
+        return dg.SensorResult(skip_reason=outcome, cursor=cursor)
+    return dg.SensorResult(run_requests=[outcome], cursor=cursor)
+
+
+def retraining_request(events: list[DriftEvent], live: str | None, in_flight: bool) -> dg.RunRequest | dg.SkipReason:
+    """One retraining of the live bundle up to its latest CRITICAL date, or why there is none.
+
+    A drift event is the live bundle found CRITICAL: however many partitions, horizons or
+    ticks show it, it asks for one run, keyed by the bundle and the latest drifted date.
+    Drift of a bundle that is no longer live asks for nothing (it was replaced), and
+    nothing is asked while a retraining of the live bundle is queued or running. A new
+    drifted date after a rejected candidate asks again, with one more date of data.
+    """
+    critical = [event for event in events if event.severity == CRITICAL]
+    if not critical:
+        return dg.SkipReason(f"No CRITICAL drift among {len(events)} new drift result(s).")
+    drifted = [event for event in critical if event.bundle_version == live]
+    if not drifted:
+        versions = sorted({event.bundle_version for event in critical})
+        return dg.SkipReason(f"CRITICAL drift of {versions}, not of the live bundle ({live}): nothing to replace.")
+    if in_flight:
+        return dg.SkipReason(f"A retraining of {live} is already queued or running; it answers this drift too.")
+    latest = max(event.partition.day for event in drifted)
+    partitions = sorted(str(event.partition.key) for event in drifted)
+    return dg.RunRequest(
+        run_key=f"retrain {live} {latest.isoformat()}",
+        run_config=dg.RunConfig(ops={
+            "retrained_bundle": RetrainingConfig(end_date=latest.isoformat(), drifted_partitions=partitions)
+        }),
+        tags={DRIFTED_BUNDLE_TAG: live, DRIFTED_DATE_TAG: latest.isoformat()},
+    )
+
+
+def _materializations_after_cursor(context: dg.SensorEvaluationContext, asset_key: dg.AssetKey) -> list:
+    """The asset's materializations after the cursor's storage id, oldest first."""
+    after = int(context.cursor) if context.cursor else None
+    return list(context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, after_storage_id=after),
+        limit=MAX_EVENTS_PER_TICK,
+        ascending=True,
+    ).records)
+
+
+def _retraining_in_flight(instance: dg.DagsterInstance, live: str | None) -> bool:
+    if live is None:
+        return False
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(job_name=retraining_job.name, tags={DRIFTED_BUNDLE_TAG: live}, statuses=UNFINISHED),
+        limit=1,
+    )
+    return bool(runs)
