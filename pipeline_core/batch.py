@@ -2,16 +2,17 @@
 
 Files are streamed in chunks of `chunk_rows`; each chunk is scored together with the
 last `required_lookback` bars of every symbol before it, so chunked results equal one
-`predict` over the whole file while memory stays bounded by the chunk size. Outputs are
-written to a temporary file and renamed into place.
+`predict` over the whole file while memory stays bounded by the chunk size. Datasets are
+scored one date at a time by `score_date` (features once for all horizons of the date),
+which the Dagster scoring asset calls too. Outputs are written to a temporary file and
+renamed into place.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -23,11 +24,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipeline_core.atomic import atomic_path
 from pipeline_core.data import list_partition_dates, read_bars, validate_ohlcv, write_partition
-from pipeline_core.errors import DataValidationError
+from pipeline_core.errors import DataValidationError, InsufficientHistoryError
 from pipeline_core.labels import CLASSES
+from pipeline_core.pipeline import InferencePipeline
 
 Progress = Callable[[int], None]  # called with the number of input rows just consumed
+CLASS_NAMES = {-1: "down", 0: "flat", 1: "up"}
 
 
 @dataclass
@@ -43,6 +47,80 @@ class BatchResult:
     @property
     def rows_per_sec(self) -> float:
         return self.n_samples / self.total_time if self.total_time > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class ScoredPartition:
+    """What scoring one (date, horizon) partition wrote, and how fast."""
+
+    path: Path
+    rows: int
+    unscored_rows: int
+    seconds: float
+    class_share: dict[str, float]  # "down" / "flat" / "up" -> share of predictions
+    mean_confidence: float
+    bundle_version: str
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+    def figures(self) -> dict[str, float | int | str]:
+        """Rows, speed, class shares, mean confidence and bundle version of the partition."""
+        return {
+            "rows": self.rows,
+            "unscored_rows": self.unscored_rows,
+            "rows_per_s": round(self.rows_per_s, 1),
+            "mean_confidence": round(self.mean_confidence, 6),
+            **{f"share_{name}": round(share, 6) for name, share in self.class_share.items()},
+            "bundle_version": self.bundle_version,
+        }
+
+
+def partition_bars(pipeline: InferencePipeline, raw_root: str | Path, day: date) -> pl.DataFrame:
+    """The bars of `day` plus the lookback the pipeline declares, from earlier dates."""
+    return read_bars(raw_root, day, lookback_bars=pipeline.required_lookback)
+
+
+def score_date(
+    pipeline: InferencePipeline, raw_root: str | Path, predictions_root: str | Path, day: date, horizons: list[int]
+) -> Iterator[tuple[int, ScoredPartition]]:
+    """Score `day` for each horizon (features once) and write each partition atomically."""
+    bars = partition_bars(pipeline, raw_root, day)
+    started = time.perf_counter()
+    inputs = pipeline.model_inputs(bars)
+    feature_seconds = (time.perf_counter() - started) / len(horizons)
+    for horizon in horizons:
+        started = time.perf_counter()
+        result = pipeline.score_inputs(inputs, horizon)
+        seconds = feature_seconds + time.perf_counter() - started
+        frame = _rows_of(result.to_frame(), day)
+        unscored = _rows_of(result.unscored, day).height
+        if frame.height == 0:
+            raise InsufficientHistoryError(
+                f"No bar of {day} could be scored for horizon {horizon}: all {unscored} bars lack the "
+                f"{pipeline.required_lookback} bars of history the bundle needs. Load earlier dates."
+            )
+        path = write_partition(frame, predictions_root, day, horizon)
+        yield horizon, _summary(frame, path, unscored, seconds, pipeline.version)
+
+
+def _rows_of(frame: pl.DataFrame, day: date) -> pl.DataFrame:
+    return frame.filter(pl.col("timestamp").dt.date() == day)
+
+
+def _summary(frame: pl.DataFrame, path: Path, unscored: int, seconds: float, version: str) -> ScoredPartition:
+    predictions = frame["prediction"].to_numpy()
+    share = {name: float(np.mean(predictions == value)) for value, name in CLASS_NAMES.items()}
+    return ScoredPartition(
+        path=path,
+        rows=frame.height,
+        unscored_rows=unscored,
+        seconds=seconds,
+        class_share=share,
+        mean_confidence=float(frame["confidence"].mean()),
+        bundle_version=version,
+    )
 
 
 class BatchInference:
@@ -63,9 +141,9 @@ class BatchInference:
         output = Path(output_path) if output_path else Path(path).with_suffix(".predictions.parquet")
         started = time.perf_counter()
         tally = _Tally()
-        with _AtomicParquetWriter(output) as writer:
+        with _parquet_writer(output) as write:
             for frame in self._scored_chunks(_read_chunks(Path(path), self.chunk_rows, progress), horizons, tally):
-                writer.write(frame)
+                write(frame)
             if tally.rows == 0:
                 raise DataValidationError(
                     f"No bar in {path} has enough history to score: each symbol needs more than "
@@ -86,21 +164,15 @@ class BatchInference:
         days = [d for d in list_partition_dates(root) if (start is None or d >= start) and (end is None or d <= end)]
         if not days:
             raise DataValidationError(f"No date partitions under {root} in {start or '...'}..{end or '...'}.")
+        horizons = _horizon_list(horizon, self.pipeline.config.horizons)
         started = time.perf_counter()
         tally = _Tally()
         paths = []
         for day in days:
-            for h in _horizon_list(horizon, self.pipeline.config.horizons):
-                frame = self.score_day(root, day, h)
-                tally.add(frame, 0)
-                paths.append(write_partition(frame, output_root, day, h))
+            for h, scored in score_date(self.pipeline, root, output_root, day, horizons):
+                tally.add_partition(scored, scored.unscored_rows if h == horizons[0] else 0)
+                paths.append(scored.path)
         return tally.result(time.perf_counter() - started, self.batch_size, paths)
-
-    def score_day(self, root: str | Path, day: date, horizon: int) -> pl.DataFrame:
-        """Predictions for the bars of `day`, reading the declared lookback from earlier dates."""
-        bars = read_bars(root, day, lookback_bars=self.pipeline.required_lookback)
-        result = self.pipeline.predict(bars, horizon=horizon)
-        return result.to_frame().filter(pl.col("timestamp").dt.date() == day)
 
     def _scored_chunks(self, chunks: Iterator[pl.DataFrame], horizons: list[int], tally: _Tally):
         carry: pl.DataFrame | None = None
@@ -134,6 +206,12 @@ class _Tally:
         predictions = frame["prediction"].to_numpy()
         self.counts += [(predictions == c).sum() for c in CLASSES]
         self.confidence_sum += float(frame["confidence"].sum())
+
+    def add_partition(self, scored: ScoredPartition, unscored: int) -> None:
+        self.rows += scored.rows
+        self.unscored += unscored
+        self.counts += [scored.class_share[CLASS_NAMES[c]] * scored.rows for c in CLASSES]
+        self.confidence_sum += scored.mean_confidence * scored.rows
 
     def result(self, seconds: float, batch_size: int, paths: list[Path]) -> BatchResult:
         batches = max(math.ceil(self.rows / batch_size), 1)
@@ -189,29 +267,21 @@ def _check_continues(carry: pl.DataFrame, chunk: pl.DataFrame) -> None:
         )
 
 
-class _AtomicParquetWriter:
-    """Write parquet into a hidden temporary file; rename it into place only on success."""
+@contextmanager
+def _parquet_writer(path: Path) -> Iterator[Callable[[pl.DataFrame], None]]:
+    """`write(frame)` appends to a parquet file that is renamed into place only on success."""
+    writer: pq.ParquetWriter | None = None
+    with atomic_path(path) as temporary:
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        self.writer: pq.ParquetWriter | None = None
+        def write(frame: pl.DataFrame) -> None:
+            nonlocal writer
+            table = frame.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(temporary, table.schema)
+            writer.write_table(table)
 
-    def __enter__(self) -> _AtomicParquetWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        return self
-
-    def write(self, frame: pl.DataFrame) -> None:
-        table = frame.to_arrow()
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.temporary, table.schema)
-        self.writer.write_table(table)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            if self.writer is not None:
-                self.writer.close()
-            if exc_type is None:
-                os.replace(self.temporary, self.path)
+            yield write
         finally:
-            self.temporary.unlink(missing_ok=True)
+            if writer is not None:
+                writer.close()

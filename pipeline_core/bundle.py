@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import re
-import shutil
 import uuid
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -25,6 +23,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from pipeline_core.atomic import atomic_folder, atomic_write_text
 from pipeline_core.errors import BundleError, BundleFormatError, BundleIntegrityError
 
 FORMAT_VERSION = 1
@@ -131,29 +130,12 @@ def write_bundle(path: str | Path, write_components, manifest_fields: dict[str, 
     """Write a bundle atomically: `write_components(tmp)` fills a temporary folder and
     returns its components; hashes and the manifest are added, then the folder is renamed
     into place (an existing bundle at `path` is replaced)."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
-    staging.mkdir()
-    try:
+    with atomic_folder(path) as staging:
         components = write_components(staging)
         files = {rel: sha256_file(staging / rel) for rel in _relative_files(staging)}
         manifest = Manifest(**manifest_fields, components=components, files=files)
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2))
-        _swap_into_place(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return manifest
-
-
-def _swap_into_place(staging: Path, final: Path) -> None:
-    if not final.exists():
-        os.rename(staging, final)
-        return
-    retired = final.parent / f".{final.name}.old-{uuid.uuid4().hex}"
-    os.rename(final, retired)
-    os.rename(staging, final)
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def verify_bundle(path: str | Path) -> Manifest:
@@ -263,7 +245,5 @@ class BundleStore:
         """Point LIVE at `version` after checking the bundle verifies."""
         name = self._normalize(version)
         verify_bundle(self.root / name)
-        temporary = self.root / f".{LIVE_POINTER}.{uuid.uuid4().hex}.tmp"
-        temporary.write_text(name + "\n")
-        os.replace(temporary, self.root / LIVE_POINTER)
+        atomic_write_text(self.root / LIVE_POINTER, name + "\n")
         return self.root / name

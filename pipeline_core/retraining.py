@@ -11,8 +11,6 @@ and its reasons are written next to the bundles as JSON.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipeline_core.atomic import atomic_write_text
 from pipeline_core.bundle import BundleStore
 from pipeline_core.data import list_partition_dates, read_bars
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
@@ -155,13 +154,8 @@ def _live_lookback(store: BundleStore) -> int:
 
 def record_decision(store: BundleStore, decision: PromotionDecision) -> Path:
     """Write the decision to `<store>/decisions/<candidate>.json` (atomically)."""
-    folder = store.root / DECISIONS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{decision.candidate}.json"
-    temporary = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    temporary.write_text(json.dumps(decision.to_dict(), indent=2, default=_json_default))
-    os.replace(temporary, path)
-    return path
+    path = store.root / DECISIONS_DIR / f"{decision.candidate}.json"
+    return atomic_write_text(path, json.dumps(decision.to_dict(), indent=2, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:

@@ -40,7 +40,7 @@ def test_read_bars_returns_what_history_exists_when_lookback_reaches_past_the_st
 
 
 def test_read_bars_fails_clearly_on_a_missing_date(dataset):
-    with pytest.raises(DataValidationError, match=r"No raw data .* for 1 date\(s\): 2024-03-09"):
+    with pytest.raises(DataValidationError, match=r"No raw bars for 1 requested date\(s\): 2024-03-09"):
         read_bars(dataset, date(2024, 3, 9))
 
 

@@ -2,7 +2,7 @@
 calibrators -> ensembles -> deployment/pipeline_vN/ -> promoted to LIVE.
 
 Each stage is one `pipeline_core.training` function. Its output is persisted by the
-stage itself in the build folder (`inference_assets.build`, no pickle), and the next stage
+stage itself in the build folder (`pipeline_core.build_folder`, no pickle), and the next stage
 declares it with `deps=` and reads it from there; nothing passes through an IO manager.
 Bump a stage's `code_version` when its logic changes: the UI then marks it and everything
 downstream as stale.
@@ -15,6 +15,8 @@ from contextlib import contextmanager
 import dagster as dg
 import numpy as np
 
+from pipeline_core.batch import CLASS_NAMES
+from pipeline_core.build_folder import BuildFolder
 from pipeline_core.bundle import MANIFEST_FILE
 from pipeline_core.calibration import reliability_plot_png
 from pipeline_core.data import list_partition_dates, read_bars
@@ -32,9 +34,7 @@ from pipeline_core.training import (
 )
 
 from inference_assets import markdown
-from inference_assets.build import BuildFolder
 from inference_assets.defs.resources import BundleStoreResource, DataLakeResource, TrainingResource
-from inference_assets.scoring import CLASS_NAMES
 
 GROUP = "bundle"
 POOL = "training"  # one training stage at a time across runs (dagster.yaml)

@@ -20,6 +20,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
+from pipeline_core.batch import partition_bars
 from pipeline_core.validation.lookahead_audit import audit_pipeline_lookahead
 from pipeline_core.validation.parity import check_native_parity
 
@@ -27,7 +28,6 @@ from inference_assets import markdown
 from inference_assets.defs.partitions import ScoringPartition, scoring_partitions
 from inference_assets.defs.resources import BundleStoreResource, DataLakeResource, ScoringChecksResource
 from inference_assets.defs.scoring_assets import scored_predictions
-from inference_assets.scoring import partition_bars
 
 MAX_SHOWN = 5
 

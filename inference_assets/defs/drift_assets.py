@@ -11,12 +11,12 @@ partitions, and `drift_retraining_sensor` reads the `severity` it records.
 import dagster as dg
 
 from pipeline_core.monitoring import AlertSeverity
+from pipeline_core.monitoring.partitions import PartitionDrift, judge_date, require_predictions
 
 from inference_assets import markdown
 from inference_assets.defs.partitions import ScoringPartition, partitions_by_date, scoring_partitions
 from inference_assets.defs.resources import BundleStoreResource, DataLakeResource, DriftResource
 from inference_assets.defs.scoring_assets import scored_predictions
-from inference_assets.drift import PartitionDrift, judge_date, require_predictions
 
 MAX_FEATURES_SHOWN = 12
 
@@ -37,14 +37,16 @@ def prediction_drift(
 ) -> dg.MaterializeResult:
     """Feature and prediction drift of each scored partition, with the bundle that scored it."""
     by_date = partitions_by_date(context.partition_keys)
-    require_predictions(data_lake.predictions_dir, [p for partitions in by_date.values() for p in partitions])
+    requested = [(day, p.horizon) for day, partitions in by_date.items() for p in partitions]
+    require_predictions(data_lake.predictions_dir, requested)
     config = drift.drift_config()
     for day, partitions in by_date.items():
         judged = judge_date(
             bundles.load, data_lake.ohlcv_dir, data_lake.predictions_dir, data_lake.drift_dir, day,
             [p.horizon for p in partitions], config,
         )
-        for partition, result in judged:
+        for horizon, result in judged:
+            partition = ScoringPartition(day, horizon)
             context.log.info(
                 f"{partition.key}: {result.severity}, {len(result.report.drifted_features)}/"
                 f"{len(result.report.features)} features drifted ({result.bundle_version})"

@@ -8,9 +8,11 @@ atomically, replacing any earlier file: re-running a partition is idempotent.
 
 import dagster as dg
 
-from inference_assets.defs.partitions import partitions_by_date, scoring_partitions
+from pipeline_core.batch import score_date
+from pipeline_core.data import require_dates
+
+from inference_assets.defs.partitions import ScoringPartition, partitions_by_date, scoring_partitions
 from inference_assets.defs.resources import BundleStoreResource, DataLakeResource
-from inference_assets.scoring import require_raw_dates, score_date
 
 ohlcv_bars = dg.AssetSpec(
     "ohlcv_bars",
@@ -41,11 +43,12 @@ def scored_predictions(
 ) -> dg.MaterializeResult:
     """Class -1/0/1, the three class probabilities and a confidence per bar and symbol."""
     by_date = partitions_by_date(context.partition_keys)
-    require_raw_dates(data_lake.ohlcv_dir, list(by_date))  # before anything is written
+    require_dates(data_lake.ohlcv_dir, list(by_date))  # before anything is written
     pipeline = bundles.pipeline_for_run(context)
     for day, partitions in by_date.items():
         horizons = [p.horizon for p in partitions]
-        for partition, scored in score_date(pipeline, data_lake.ohlcv_dir, data_lake.predictions_dir, day, horizons):
+        for horizon, scored in score_date(pipeline, data_lake.ohlcv_dir, data_lake.predictions_dir, day, horizons):
+            partition = ScoringPartition(day, horizon)
             context.log.info(f"{partition.key}: {scored.rows} rows at {scored.rows_per_s:,.0f} rows/s -> {scored.path}")
             metadata = {**scored.figures(), "path": dg.MetadataValue.path(str(scored.path))}
             context.add_asset_metadata(metadata, partition_key=partition.key)

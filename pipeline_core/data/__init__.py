@@ -4,6 +4,7 @@ from pipeline_core.data.io import (
     list_partition_dates,
     partition_dir,
     read_bars,
+    require_dates,
     write_daily_partitions,
     write_partition,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "list_partition_dates",
     "partition_dir",
     "read_bars",
+    "require_dates",
     "validate_ohlcv",
     "write_daily_partitions",
     "write_partition",

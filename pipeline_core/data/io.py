@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 
+from pipeline_core.atomic import atomic_path
 from pipeline_core.data.schema import validate_ohlcv
 from pipeline_core.errors import DataValidationError
 
@@ -46,18 +45,25 @@ def read_bars(
     end = end or start
     if end < start:
         raise DataValidationError(f"Date range {start}..{end} is empty: end is before start.")
-    available = list_partition_dates(root)
     wanted = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    missing = sorted(set(wanted) - set(available))
-    if missing:
-        shown = ", ".join(day.isoformat() for day in missing[:5])
-        raise DataValidationError(
-            f"No raw data under {root} for {len(missing)} date(s): {shown}. "
-            f"Expected {partition_dir(root, missing[0])}/*.parquet."
-        )
+    available = require_dates(root, wanted)
     target = _read_dates(root, wanted)
     history = _lookback(root, [d for d in available if d < start], target, lookback_bars)
     return validate_ohlcv(pl.concat([history, target]) if history is not None else target)
+
+
+def require_dates(root: str | Path, days: list[date]) -> list[date]:
+    """The dates under `root`; DataValidationError naming every one of `days` without raw bars."""
+    available = list_partition_dates(root)
+    missing = sorted(set(days) - set(available))
+    if missing:
+        shown = ", ".join(day.isoformat() for day in missing[:5])
+        raise DataValidationError(
+            f"No raw bars for {len(missing)} requested date(s): {shown}. Expected "
+            f"{Path(root)}/date=YYYY-MM-DD/*.parquet; load the data for those dates, or "
+            "exclude them from the run."
+        )
+    return available
 
 
 def _read_dates(root: str | Path, days: list[date]) -> pl.DataFrame:
@@ -87,15 +93,9 @@ def write_partition(
 ) -> Path:
     """Write `frame` as the partition's only file, atomically replacing an earlier write."""
     folder = partition_dir(root, day, horizon)
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / PART_FILE
-    # A dot-prefixed name without the .parquet suffix is invisible to dataset readers.
-    temporary = folder / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
-    try:
+    with atomic_path(final) as temporary:
         frame.write_parquet(temporary)
-        os.replace(temporary, final)
-    finally:
-        temporary.unlink(missing_ok=True)
     for stale in folder.glob("*.parquet"):
         if stale != final:
             stale.unlink()

@@ -19,9 +19,6 @@ took. The serializers are `pipeline_core`'s own (to_dict / from_dict, model save
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipeline_core.atomic import atomic_folder
 from pipeline_core.calibration import TemperatureCalibrator
 from pipeline_core.ensemble import ensemble_from_dict
 from pipeline_core.errors import BundleError
@@ -66,19 +64,9 @@ class BuildFolder:
     def write_stage(self, stage: str, write: Callable[[Path], None], info: dict[str, Any]) -> Path:
         """Fill a temporary folder with `write`, add stage.json, and swap it into place."""
         final = self.root / stage
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f".{stage}.tmp-{uuid.uuid4().hex}"
-        staging.mkdir()
-        try:
+        with atomic_folder(final) as staging:
             write(staging)
             _write_json(staging / STAGE_FILE, info)
-            retired = self.root / f".{stage}.old-{uuid.uuid4().hex}"
-            if final.exists():
-                os.rename(final, retired)
-            os.rename(staging, final)
-            shutil.rmtree(retired, ignore_errors=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         return final
 
     # ------------------------------------------------------------ training data

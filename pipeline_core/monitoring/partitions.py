@@ -1,8 +1,8 @@
 """Drift of one scored date for several horizons, and where its reports are kept.
 
-Plain functions over `pipeline_core` (no Dagster objects), used by the `prediction_drift`
-asset. A partition is judged against the reference statistics of the bundle that scored
-it (the `bundle_version` column of its predictions), not whatever bundle is live now:
+Used by the Dagster `prediction_drift` asset. A (date, horizon) partition is judged against
+the reference statistics of the bundle that scored it (the `bundle_version` column of its
+predictions), not whatever bundle is live now:
 
     <data root>/drift/horizon=H/date=D/report.json   the report as JSON, replaced atomically
 """
@@ -10,8 +10,6 @@ it (the `bundle_version` column of its predictions), not whatever bundle is live
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipeline_core.atomic import atomic_write_text
+from pipeline_core.batch import partition_bars
 from pipeline_core.data.io import PART_FILE, partition_dir
 from pipeline_core.errors import DataValidationError
-from pipeline_core.monitoring import DriftConfig, DriftReport, OnlineDriftMonitor
+from pipeline_core.monitoring.config import DriftConfig
+from pipeline_core.monitoring.drift_detector import OnlineDriftMonitor
+from pipeline_core.monitoring.report import DriftReport
 from pipeline_core.pipeline import InferencePipeline
-
-from inference_assets.defs.partitions import ScoringPartition
-from inference_assets.scoring import partition_bars
 
 REPORT_FILE = "report.json"
 NO_ALERT = "none"
@@ -70,19 +69,24 @@ class PartitionDrift:
         }
 
 
-def predictions_file(predictions_dir: Path, partition: ScoringPartition) -> Path:
-    return partition_dir(predictions_dir, partition.day, partition.horizon) / PART_FILE
+def partition_name(day: date, horizon: int) -> str:
+    """`date|horizon`, as the partition is named in messages and reports."""
+    return f"{day.isoformat()}|{horizon}"
 
 
-def report_file(drift_dir: Path, partition: ScoringPartition) -> Path:
-    return partition_dir(drift_dir, partition.day, partition.horizon) / REPORT_FILE
+def predictions_file(predictions_dir: Path, day: date, horizon: int) -> Path:
+    return partition_dir(predictions_dir, day, horizon) / PART_FILE
 
 
-def require_predictions(predictions_dir: Path, partitions: list[ScoringPartition]) -> None:
-    """DataValidationError naming every partition without a predictions file."""
-    missing = [p for p in sorted(partitions) if not predictions_file(predictions_dir, p).is_file()]
+def report_file(drift_dir: Path, day: date, horizon: int) -> Path:
+    return partition_dir(drift_dir, day, horizon) / REPORT_FILE
+
+
+def require_predictions(predictions_dir: Path, partitions: list[tuple[date, int]]) -> None:
+    """DataValidationError naming every (date, horizon) partition without a predictions file."""
+    missing = [p for p in sorted(partitions) if not predictions_file(predictions_dir, *p).is_file()]
     if missing:
-        shown = ", ".join(str(p.key) for p in missing[:5])
+        shown = ", ".join(partition_name(*p) for p in missing[:5])
         raise DataValidationError(
             f"No predictions for {len(missing)} partition(s): {shown}. Expected "
             f"{predictions_dir}/horizon=H/date=D/{PART_FILE}; materialize scored_predictions for "
@@ -98,20 +102,19 @@ def judge_date(
     day: date,
     horizons: list[int],
     config: DriftConfig,
-) -> Iterator[tuple[ScoringPartition, PartitionDrift]]:
+) -> Iterator[tuple[int, PartitionDrift]]:
     """Judge each horizon of `day` with the bundle that scored it; write each report as JSON."""
-    scored = {h: pl.read_parquet(predictions_file(predictions_dir, ScoringPartition(day, h))) for h in horizons}
+    scored = {h: pl.read_parquet(predictions_file(predictions_dir, day, h)) for h in horizons}
     horizons_by_version: dict[str, list[int]] = defaultdict(list)
     for horizon, frame in scored.items():
-        horizons_by_version[_bundle_version(frame, ScoringPartition(day, horizon))].append(horizon)
+        horizons_by_version[_bundle_version(frame, day, horizon)].append(horizon)
     for version, version_horizons in horizons_by_version.items():
         pipeline = load_bundle(version)
         rows = scored_rows(pipeline, ohlcv_dir, day)  # features once for all horizons of this bundle
         for horizon in version_horizons:
-            partition = ScoringPartition(day, horizon)
-            report = evaluate_partition(pipeline, rows, scored[horizon], partition, config)
-            path = save_report(report, report_file(drift_dir, partition), partition, version)
-            yield partition, PartitionDrift(report, version, path)
+            report = evaluate_partition(pipeline, rows, scored[horizon], day, horizon, config)
+            path = save_report(report, report_file(drift_dir, day, horizon), day, horizon, version)
+            yield horizon, PartitionDrift(report, version, path)
 
 
 def scored_rows(pipeline: InferencePipeline, ohlcv_dir: Path, day: date) -> ScoredRows:
@@ -123,7 +126,7 @@ def scored_rows(pipeline: InferencePipeline, ohlcv_dir: Path, day: date) -> Scor
 
 
 def evaluate_partition(
-    pipeline: InferencePipeline, rows: ScoredRows, scored: pl.DataFrame, partition: ScoringPartition,
+    pipeline: InferencePipeline, rows: ScoredRows, scored: pl.DataFrame, day: date, horizon: int,
     config: DriftConfig,
 ) -> DriftReport:
     """Features, predicted classes and probabilities of one partition against the bundle's reference.
@@ -132,8 +135,8 @@ def evaluate_partition(
     serially dependent bars by their effective number. Labels are not passed: they need
     bars after the partition.
     """
-    _require_same_rows(rows, scored, partition)
-    monitor = OnlineDriftMonitor.from_bundle(pipeline, partition.horizon, config)
+    _require_same_rows(rows, scored, partition_name(day, horizon))
+    monitor = OnlineDriftMonitor.from_bundle(pipeline, horizon, config)
     return monitor.evaluate(
         rows.features,
         predictions=scored["prediction"].to_numpy(),
@@ -142,35 +145,28 @@ def evaluate_partition(
     )
 
 
-def save_report(report: DriftReport, path: Path, partition: ScoringPartition, bundle_version: str) -> Path:
-    """The report as JSON (no pickle), written to a temporary file and renamed into place."""
+def save_report(report: DriftReport, path: Path, day: date, horizon: int, bundle_version: str) -> Path:
+    """The report as JSON (no pickle), written atomically."""
     payload = {
-        "partition": str(partition.key),
+        "partition": partition_name(day, horizon),
         "bundle_version": bundle_version,
         "evaluated_at": datetime.now(timezone.utc).isoformat(),
         "report": report.to_dict(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        temporary.write_text(json.dumps(payload, indent=1, default=_json_default))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return atomic_write_text(path, json.dumps(payload, indent=1, default=_json_default))
 
 
-def _bundle_version(frame: pl.DataFrame, partition: ScoringPartition) -> str:
+def _bundle_version(frame: pl.DataFrame, day: date, horizon: int) -> str:
     versions = frame["bundle_version"].unique().to_list() if "bundle_version" in frame.columns else []
     if len(versions) != 1 or not versions[0]:
         raise DataValidationError(
-            f"The predictions of {partition.key} name {len(versions)} bundle versions {sorted(map(str, versions))[:5]}; "
-            "expected exactly one. Re-score the partition."
+            f"The predictions of {partition_name(day, horizon)} name {len(versions)} bundle versions "
+            f"{sorted(map(str, versions))[:5]}; expected exactly one. Re-score the partition."
         )
     return versions[0]
 
 
-def _require_same_rows(rows: ScoredRows, scored: pl.DataFrame, partition: ScoringPartition) -> None:
+def _require_same_rows(rows: ScoredRows, scored: pl.DataFrame, name: str) -> None:
     """The predictions file holds exactly the rows the bundle scores from today's bars, in order."""
     timestamps = scored["timestamp"].dt.replace_time_zone(None).to_numpy().astype("datetime64[us]")
     same = (
@@ -180,7 +176,7 @@ def _require_same_rows(rows: ScoredRows, scored: pl.DataFrame, partition: Scorin
     )
     if not same:
         raise DataValidationError(
-            f"The predictions of {partition.key} ({scored.height} rows) do not line up with the "
+            f"The predictions of {name} ({scored.height} rows) do not line up with the "
             f"{len(rows.timestamps)} rows its bundle scores from the raw bars of that date: the bars "
             "changed after scoring. Re-score the partition, then judge its drift."
         )

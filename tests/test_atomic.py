@@ -1,0 +1,44 @@
+import pytest
+
+from pipeline_core.atomic import atomic_folder, atomic_path, atomic_write_text
+
+
+def test_atomic_write_text_replaces_an_earlier_file(tmp_path):
+    target = tmp_path / "sub" / "pointer"
+    atomic_write_text(target, "v1")
+    assert atomic_write_text(target, "v2") == target
+    assert target.read_text() == "v2"
+    assert [p.name for p in target.parent.iterdir()] == ["pointer"]
+
+
+def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "part-0.parquet"
+    target.write_text("before")
+    with pytest.raises(OSError, match="disk full"):
+        with atomic_path(target) as temporary:
+            temporary.write_text("half a file")
+            raise OSError("disk full")
+    assert target.read_text() == "before"
+    assert [p.name for p in tmp_path.iterdir()] == ["part-0.parquet"]
+
+
+def test_atomic_folder_replaces_an_existing_folder(tmp_path):
+    final = tmp_path / "stage"
+    with atomic_folder(final) as staging:
+        (staging / "old.json").write_text("1")
+    with atomic_folder(final) as staging:
+        (staging / "new.json").write_text("2")
+    assert [p.name for p in final.iterdir()] == ["new.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["stage"]
+
+
+def test_atomic_folder_keeps_the_previous_folder_and_cleans_up_on_failure(tmp_path):
+    final = tmp_path / "stage"
+    with atomic_folder(final) as staging:
+        (staging / "kept.json").write_text("1")
+    with pytest.raises(ValueError, match="bad stage"):
+        with atomic_folder(final) as staging:
+            (staging / "partial.json").write_text("2")
+            raise ValueError("bad stage")
+    assert [p.name for p in final.iterdir()] == ["kept.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["stage"]
