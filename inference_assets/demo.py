@@ -86,8 +86,14 @@ def _ensure_market(ohlcv_dir: Path) -> list:
     return days
 
 
-def execute(job_fn, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteJobResult:
-    result = dg.execute_job(dg.reconstructable(job_fn), instance=instance, raise_on_error=False, **kwargs)
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # the UI keeps every event
+
+
+def execute(job_fn, instance: dg.DagsterInstance, run_config: dict | None = None, **kwargs) -> dg.ExecuteJobResult:
+    run_config = {**QUIET_CONSOLE, **(run_config or {})}
+    result = dg.execute_job(
+        dg.reconstructable(job_fn), instance=instance, raise_on_error=False, run_config=run_config, **kwargs
+    )
     if not result.success:
         failures = [event.message for event in result.all_events if event.is_failure]
         raise SystemExit(f"run {result.run_id} failed:\n" + "\n".join(failures[:5]))
