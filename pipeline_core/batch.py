@@ -181,7 +181,9 @@ class BatchInference:
             bars = validate_ohlcv(chunk)
             if carry is not None:
                 _check_continues(carry, bars)
-                bars = validate_ohlcv(pl.concat([carry, bars]))
+                # Both parts are validated and each symbol's carry precedes its chunk;
+                # predict() validates (and sorts) the combined frame once more.
+                bars = pl.concat([carry, bars])
             results = self.pipeline.predict(bars, horizon=horizons)
             carried = 0 if carry is None else carry.height
             for h in horizons:

@@ -26,7 +26,11 @@ def scale(scaler: RobustScaler, features: np.ndarray) -> np.ndarray:
         raise DataValidationError(
             f"X has {features.shape[1]} features, but the scaler was fitted with {scaler.n_features_in_}."
         )
-    return ((features - scaler.center_) / scaler.scale_).astype(np.float32)
+    # (x - center) / scale in float64, in place: the same bits as the plain expression
+    # without its two full-size float64 temporaries.
+    scaled = np.subtract(features, scaler.center_, dtype=np.float64)
+    np.divide(scaled, scaler.scale_, out=scaled)
+    return scaled.astype(np.float32)
 
 
 def scaler_to_dict(scaler: RobustScaler) -> dict[str, Any]:
