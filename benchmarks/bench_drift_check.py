@@ -2,7 +2,8 @@
 
 Run: python benchmarks/bench_drift_check.py [--rows 10000] [--features 50] [--reference 100000]
 Prints the one-off cost of building the reference statistics and the median / p90 of
-`check` over repeated calls (features only, then with predictions, confidences and actuals).
+`check` over repeated calls (features only; with predictions, confidences and actuals;
+features with symbol groups; features with serial_correlation off, the i.i.d. baseline).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--reference", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--symbols", type=int, default=8, help="groups of the grouped case")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -45,6 +47,7 @@ def main() -> None:
     )
     build_ms = (time.perf_counter() - start) * 1000.0
     monitor = OnlineDriftMonitor.from_reference(stats, DriftConfig())
+    independent = OnlineDriftMonitor.from_reference(stats, DriftConfig(serial_correlation=False))
     print(f"reference stats: {args.reference} rows x {args.features} features built in {build_ms:.0f} ms, "
           f"JSON {len(monitor.to_json()) / 1e6:.2f} MB")
 
@@ -53,11 +56,14 @@ def main() -> None:
     pred = rng.integers(-1, 2, size=args.rows)
     conf = rng.uniform(0.34, 1.0, size=args.rows)
     actual = rng.integers(-1, 2, size=args.rows)
+    symbols = np.repeat([f"SYM{k}" for k in range(args.symbols)], -(-args.rows // args.symbols))[: args.rows]
     cases = {
         "features only": lambda: monitor.check(batch),
         "features + predictions + confidences + actuals": lambda: monitor.check(
             batch, predictions=pred, actuals=actual, confidences=conf
         ),
+        f"features, {args.symbols} symbol groups": lambda: monitor.check(batch, groups=symbols),
+        "features, serial_correlation off": lambda: independent.check(batch),
     }
     for label, func in cases.items():
         ms = _timings(func, args.repeats)

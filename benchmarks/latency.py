@@ -41,7 +41,7 @@ def latency(
         "horizon": horizon,
         "input_bars": length,
         "scored_bars": new_bars,
-        "predict": summary_ms(predict),
-        "predict_single": summary_ms(single),
+        "predict": summary_ms(*predict),
+        "predict_single": summary_ms(*single),
         "load_1min": load_average()[0],
     }

@@ -30,17 +30,18 @@ TARGETS = (
 
 def headline(result: dict[str, Any]) -> dict[str, float | None]:
     """The figures the targets and the summary table read, from one profile's results."""
-    batch, raw = result.get("batch"), result.get("raw")
+    batch, raw, overhead = result.get("batch"), result.get("raw"), result.get("overhead") or {}
     latency, memory = result.get("latency"), result.get("memory")
-    overhead = None
-    if batch and raw:
-        overhead = round(batch["median_seconds"] / raw["total_seconds"], 2)
     return {
         "batch_rows_per_sec": batch["rows_per_sec"] if batch else None,
+        "batch_rows_per_cpu_sec": batch["rows_per_cpu_sec"] if batch else None,
         "raw_rows_per_sec": raw["rows_per_sec"] if raw else None,
-        "overhead_ratio": overhead,
+        "raw_rows_per_cpu_sec": raw["rows_per_cpu_sec"] if raw else None,
+        "overhead_ratio": overhead.get("median_ratio"),
+        "overhead_ratio_cpu": overhead.get("median_ratio_cpu"),
         "predict_median_ms": latency["predict"]["median_ms"] if latency else None,
         "predict_p95_ms": latency["predict"]["p95_ms"] if latency else None,
+        "predict_cpu_median_ms": latency["predict"]["cpu_median_ms"] if latency else None,
         "single_median_ms": latency["predict_single"]["median_ms"] if latency else None,
         "single_p95_ms": latency["predict_single"]["p95_ms"] if latency else None,
         "memory_ratio": memory.get("ratio_peak") if memory else None,
@@ -67,6 +68,10 @@ def check_targets(profiles: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return checks
 
 
+def _rows_label(rows: int) -> str:
+    return f"{rows / 1e6:g}M" if rows >= 100_000 else f"{rows:,}"
+
+
 def _fmt(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "-"
@@ -74,19 +79,21 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 
 def summary_table(profiles: dict[str, dict[str, Any]]) -> str:
-    header = ("profile", "batch rows/s", "raw rows/s", "e2e/raw", "predict100 med/p95 ms",
-              "single med/p95 ms", "peak MiB (rows)", "4M/1M")
+    header = ("profile", "batch rows/s", "raw rows/s", "e2e/raw", "(CPU: batch, raw rows/s; e2e/raw)",
+              "predict100 med/p95 (CPU) ms", "single med/p95 ms", "peak (net) MiB per file", "peak ratio")
     rows = [header]
     for profile, result in profiles.items():
         f = result["headline"]
         memory = result.get("memory") or {}
-        peaks = " / ".join(f"{run['peak_mib']:,.0f} ({int(rows) / 1e6:g}M)" for rows, run in memory.get("runs", {}).items())
+        peaks = " / ".join(f"{_rows_label(int(rows))}: {run['peak_mib']:,.0f} ({run['net_mib']:,.0f})"
+                           for rows, run in memory.get("runs", {}).items())
         rows.append((
             profile,
             _fmt(f["batch_rows_per_sec"]),
             _fmt(f["raw_rows_per_sec"]),
             _fmt(f["overhead_ratio"], 2),
-            f"{_fmt(f['predict_median_ms'], 1)} / {_fmt(f['predict_p95_ms'], 1)}",
+            f"{_fmt(f['batch_rows_per_cpu_sec'])}, {_fmt(f['raw_rows_per_cpu_sec'])}; {_fmt(f['overhead_ratio_cpu'], 2)}",
+            f"{_fmt(f['predict_median_ms'], 1)} / {_fmt(f['predict_p95_ms'], 1)} ({_fmt(f['predict_cpu_median_ms'], 1)})",
             f"{_fmt(f['single_median_ms'], 1)} / {_fmt(f['single_p95_ms'], 1)}",
             peaks or "-",
             _fmt(f["memory_ratio"], 2),
@@ -103,11 +110,11 @@ def targets_table(checks: list[dict[str, Any]]) -> str:
     return _grid(rows)
 
 
-def stages_table(profile: str, stages: dict[str, Any]) -> str:
-    total = stages["milliseconds"]
-    rows = [(f"{profile}: stage ({stages['rows']:,} bars, {stages['scored_rows']:,} scored)", "ms", "us/row")]
-    for name, ms in total.items():
-        rows.append((name, _fmt(ms, 1), _fmt(ms * 1000 / max(stages["scored_rows"], 1), 2)))
+def stages_table(profile: str, breakdown: dict[str, Any]) -> str:
+    scored = max(breakdown["scored_rows"], 1)
+    rows = [(f"{profile}: stage ({breakdown['rows']:,} bars, {scored:,} scored)", "wall ms", "CPU ms", "CPU us/row")]
+    for name, times in breakdown["stages"].items():
+        rows.append((name, _fmt(times["ms"], 1), _fmt(times["cpu_ms"], 1), _fmt(times["cpu_ms"] * 1000 / scored, 2)))
     return _grid(rows)
 
 

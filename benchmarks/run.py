@@ -25,13 +25,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from benchmarks import report
 from benchmarks.bundles import describe_sizes, ensure_bundle, model_sizes
 from benchmarks.data import market_file, one_symbol
+from benchmarks.environment import DEFAULT_POLICY, POLICIES, policy_note, reexec_with_policy
 from benchmarks.latency import latency
 from benchmarks.memory import memory_profile
 from benchmarks.stages import stage_breakdown
-from benchmarks.throughput import batch_throughput, raw_model_time
+from benchmarks.throughput import throughput
 from benchmarks.timing import load_average
 from pipeline_core.pipeline import InferencePipeline
 from pipeline_core.profiles import PROFILES
@@ -39,6 +42,8 @@ from pipeline_core.profiles import PROFILES
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("batch", "raw", "latency", "memory", "stages")
 LIBRARIES = ("numpy", "polars", "pyarrow", "xgboost", "lightgbm", "catboost", "torch", "scikit-learn")
+# Threading knobs that change the figures; recorded with the results.
+THREAD_VARIABLES = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "POLARS_MAX_THREADS", "MKL_NUM_THREADS")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,8 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m benchmarks.run",
         description="Throughput, latency and memory of pipeline_core per deployment profile.",
     )
-    parser.add_argument("--profiles", default=",".join(PROFILES),
-                        help=f"comma-separated profiles (default: all: {','.join(PROFILES)})")
+    parser.add_argument("--profiles", default=None,
+                        help=f"comma-separated profiles (default: all, {','.join(PROFILES)}; none with --bundle)")
     parser.add_argument("--bundle", type=Path, action="append", default=[],
                         help="benchmark this saved bundle too (repeatable; named by its folder)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
@@ -57,16 +62,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated file sizes for peak memory (default 1000000,4000000)")
     parser.add_argument("--quick", action="store_true",
                         help="train missing bundles with few boosting rounds / epochs (smaller models)")
-    parser.add_argument("--repeats", type=int, default=3, help="process_file runs per profile (median; default 3)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="process_file runs and raw-model passes per profile, alternated (median; default 3)")
     parser.add_argument("--latency-repeats", type=int, default=100, help="timed predict calls (default 100)")
     parser.add_argument("--new-bars", type=int, default=100, help="bars scored per latency call (default 100)")
     parser.add_argument("--chunk-rows", type=int, default=250_000, help="BatchInference chunk_rows (default 250,000)")
     parser.add_argument("--batch-size", type=int, default=1000, help="BatchInference batch_size (default 1000)")
     parser.add_argument("--stage-rows", type=int, default=None,
                         help="bars in the stage breakdown (default: one chunk, --chunk-rows)")
+    parser.add_argument("--omp-wait-policy", choices=POLICIES, default=DEFAULT_POLICY,
+                        help="OMP_WAIT_POLICY of the measured processes (default passive: idle OpenMP threads "
+                             "sleep instead of spinning, see benchmarks.experiments); inherit: leave it as set")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="bundles, data and scratch files")
     parser.add_argument("--json", type=Path, default=None, help="JSON output (default <results-dir>/bench.json)")
     args = parser.parse_args(argv)
+    if args.profiles is None:
+        args.profiles = "" if args.bundle else ",".join(PROFILES)
     args.profiles = [p for p in args.profiles.split(",") if p]
     args.sections = [s for s in args.sections.split(",") if s]
     args.memory_rows = [int(r) for r in args.memory_rows.split(",") if r]
@@ -91,15 +102,19 @@ def benchmark_profile(name: str, pipeline: InferencePipeline, bundle: Path, args
     if "latency" in args.sections:
         log(f"{name}: latency ({args.latency_repeats} calls)")
         result["latency"] = latency(pipeline, files["symbol"], args.new_bars, args.latency_repeats)
-    if "batch" in args.sections:
-        log(f"{name}: process_file on {files['batch'].name} x{args.repeats}")
-        result["batch"] = batch_throughput(pipeline, files["batch"], output, args.repeats, args.batch_size, args.chunk_rows)
-    if "raw" in args.sections:
-        log(f"{name}: raw native models on the same rows")
-        result["raw"] = raw_model_time(pipeline, files["batch"], args.repeats)
+    batch, raw = "batch" in args.sections, "raw" in args.sections
+    if batch or raw:
+        what = " and ".join(["process_file"] * batch + ["the raw native models"] * raw)
+        log(f"{name}: {what} on {files['batch'].name}, x{args.repeats}{' alternately' if batch and raw else ''}")
+        result.update(throughput(pipeline, files["batch"], output, args.repeats, args.batch_size, args.chunk_rows,
+                                 batch=batch, raw=raw))
     if "stages" in args.sections:
         log(f"{name}: stage breakdown on {args.stage_rows:,} bars")
         result["stages"] = stage_breakdown(pipeline, files["batch"], args.stage_rows, args.repeats, scratch)
+        window = files["symbol"].slice(0, pipeline.required_lookback + args.new_bars)
+        log(f"{name}: stage breakdown of one predict on {window.height} bars (latency input)")
+        result["latency_stages"] = stage_breakdown(pipeline, window, window.height, args.latency_repeats, scratch,
+                                                   sequence_repeats=args.latency_repeats)
     if "memory" in args.sections:
         log(f"{name}: peak memory on {', '.join(f'{r:,}' for r in args.memory_rows)} rows (fresh processes)")
         result["memory"] = memory_profile(bundle, files["memory"], output, args.chunk_rows, args.batch_size)
@@ -130,6 +145,9 @@ def _environment(args) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": policy_note(args.omp_wait_policy),
+        "thread_environment": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "versions": versions,
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
@@ -175,7 +193,8 @@ def render(output: dict[str, Any]) -> str:
     profiles = output["profiles"]
     parts = [
         f"Load average (1/5/15 min) at start {load['start']}, at end {load['end']}, "
-        f"on {output['environment']['cpu_count']} cores (shared machine: read timings against this).",
+        f"on {output['environment']['cpu_count']} cores (shared machine: read timings against this); "
+        f"{output['environment']['omp_wait_policy']}.",
         "",
         report.summary_table(profiles),
     ]
@@ -185,10 +204,12 @@ def render(output: dict[str, Any]) -> str:
     if output["targets"]:
         parts += ["", report.targets_table(output["targets"])]
     for name, result in profiles.items():
-        if "stages" in result:
-            parts += ["", report.stages_table(name, result["stages"])]
+        for key in ("stages", "latency_stages"):
+            if key in result:
+                parts += ["", report.stages_table(name, result[key])]
     return "\n".join(parts)
 
 
 if __name__ == "__main__":
+    reexec_with_policy("benchmarks.run", sys.argv[1:])
     main()
