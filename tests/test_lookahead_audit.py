@@ -15,8 +15,10 @@ from pipeline_core.features import FeatureSet, register_feature_set
 from pipeline_core.inputs import featurize
 from pipeline_core.pipeline import InferenceConfig
 from pipeline_core.scaling import fit_scaler
-from pipeline_core.training import TrainOptions, train_pipeline
+from pipeline_core.training import train_pipeline
 from pipeline_core.validation import LookaheadAuditor, audit_pipeline_lookahead, pipeline_predict_func
+
+from planted import HORIZON, LOOKBACK, TINY_XGBOOST, mini_features
 
 WINDOW = 5
 
@@ -220,20 +222,6 @@ def test_frame_without_timestamp_is_refused(one_symbol):
 # ---------------------------------------------------------------------------------------
 # Real tiny pipelines (xgboost, a few trees) trained on planted feature sets.
 
-HORIZON = 20
-MINI_LOOKBACK = 15
-# One thread: OpenMP spinning on a shared, loaded machine costs far more than it saves.
-TINY_XGBOOST = TrainOptions(
-    model_params={"xgboost": {"n_estimators": 8, "max_depth": 3, "early_stopping_rounds": 8, "n_jobs": 1}}
-)
-
-
-def _mini_features() -> list[pl.Expr]:
-    log_close = pl.col("close").log()
-    returns = [(log_close - log_close.shift(w)).alias(f"ret_{w}") for w in (1, 5, 15)]
-    return [*returns, log_close.diff().pow(2).rolling_mean(15).sqrt().alias("rvol_15")]
-
-
 PLANTED = {
     "lookahead_clean": [],
     "lookahead_next_bar": [(pl.col("close").shift(-1).log() - pl.col("close").log()).alias("next_ret")],
@@ -253,7 +241,7 @@ def pipelines(market) -> dict:
     """One tiny trained pipeline per planted feature set."""
     trained = {}
     for name, extra in PLANTED.items():
-        feature_set = FeatureSet.from_expressions(name, [*_mini_features(), *extra], MINI_LOOKBACK)
+        feature_set = FeatureSet.from_expressions(name, [*mini_features(), *extra], LOOKBACK)
         register_feature_set(feature_set, replace=True)
         config = InferenceConfig(model_names=["xgboost"], horizons=[HORIZON], feature_set=name)
         trained[name] = train_pipeline(market, config, TINY_XGBOOST)
@@ -267,7 +255,7 @@ def test_clean_pipeline_passes_lookahead_audit(pipelines, market, full_prefix):
     )
     assert result.passed, result.summary()
     assert result.n_checked == 2 * result.n_cuts
-    assert result.max_history == (None if full_prefix else MINI_LOOKBACK)
+    assert result.max_history == (None if full_prefix else LOOKBACK)
 
 
 @pytest.mark.parametrize("name", ["lookahead_next_bar", "lookahead_centred"])

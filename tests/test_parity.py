@@ -27,8 +27,8 @@ from pipeline_core.validation import (
 )
 from pipeline_core.validation.parity import max_abs_diff
 
-HORIZON = 20
-LOOKBACK = 15
+from planted import HORIZON, LOOKBACK, mini_features
+
 # Few trees, tiny networks, one thread each (the machine is shared).
 TINY = TrainOptions(
     model_params={
@@ -41,12 +41,6 @@ TINY = TrainOptions(
 )
 
 
-def _mini_features() -> list[pl.Expr]:
-    log_close = pl.col("close").log()
-    returns = [(log_close - log_close.shift(w)).alias(f"ret_{w}") for w in (1, 5, 15)]
-    return [*returns, log_close.diff().pow(2).rolling_mean(15).sqrt().alias("rvol_15")]
-
-
 NEXT_BAR = (pl.col("close").shift(-1).log() - pl.col("close").log()).alias("next_ret")
 
 
@@ -57,9 +51,9 @@ def market() -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def feature_sets() -> None:
-    register_feature_set(FeatureSet.from_expressions("parity_clean", _mini_features(), LOOKBACK), replace=True)
+    register_feature_set(FeatureSet.from_expressions("parity_clean", mini_features(), LOOKBACK), replace=True)
     register_feature_set(
-        FeatureSet.from_expressions("parity_next_bar", [*_mini_features(), NEXT_BAR], LOOKBACK), replace=True
+        FeatureSet.from_expressions("parity_next_bar", [*mini_features(), NEXT_BAR], LOOKBACK), replace=True
     )
 
 

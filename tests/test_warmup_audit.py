@@ -12,22 +12,10 @@ from pipeline_core.data import MarketSpec, generate_market
 from pipeline_core.errors import ConfigError, DataValidationError
 from pipeline_core.features import FeatureSet, register_feature_set
 from pipeline_core.pipeline import InferenceConfig
-from pipeline_core.training import TrainOptions, train_pipeline
+from pipeline_core.training import train_pipeline
 from pipeline_core.validation import warmup_audit
 
-HORIZON = 20
-LOOKBACK = 15
-# One thread: OpenMP spinning on a shared, loaded machine costs far more than it saves.
-TINY_XGBOOST = TrainOptions(
-    model_params={"xgboost": {"n_estimators": 8, "max_depth": 3, "early_stopping_rounds": 8, "n_jobs": 1}}
-)
-
-
-def _mini_features() -> list[pl.Expr]:
-    log_close = pl.col("close").log()
-    returns = [(log_close - log_close.shift(w)).alias(f"ret_{w}") for w in (1, 5, 15)]
-    return [*returns, log_close.diff().pow(2).rolling_mean(15).sqrt().alias("rvol_15")]
-
+from planted import HORIZON, LOOKBACK, TINY_XGBOOST, mini_features
 
 _RET1 = pl.col("close").log().diff()
 PLANTED = {
@@ -49,7 +37,7 @@ def market() -> pl.DataFrame:
 def pipelines(market) -> dict:
     trained = {}
     for name, extra in PLANTED.items():
-        register_feature_set(FeatureSet.from_expressions(name, [*_mini_features(), *extra], LOOKBACK), replace=True)
+        register_feature_set(FeatureSet.from_expressions(name, [*mini_features(), *extra], LOOKBACK), replace=True)
         config = InferenceConfig(model_names=["xgboost"], horizons=[HORIZON], feature_set=name)
         trained[name] = train_pipeline(market, config, TINY_XGBOOST)
     return trained
