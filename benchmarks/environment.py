@@ -1,10 +1,14 @@
 """The OpenMP wait policy of benchmark processes.
 
 xgboost, lightgbm and torch each load an OpenMP runtime, which reads OMP_WAIT_POLICY
-once, when the library loads: it cannot be changed from inside a running process. On a
-shared (oversubscribed) machine the default policy lets idle OpenMP threads spin and
-take the cores other stages need; `benchmarks.experiments` measures by how much. The
-entry points therefore re-run themselves with the requested policy before measuring.
+once, when the library loads: it cannot be changed from inside a running process, so
+the entry points re-run themselves with the requested policy before measuring.
+
+The default is to inherit the environment, i.e. to measure what a scoring process on
+this host gets. Whether PASSIVE (idle threads sleep) beats the default (idle threads
+spin for a while) depends on the host's load: `benchmarks.experiments` measures both;
+on a quiet machine spinning is faster for torch's many small parallel regions, on an
+oversubscribed one spinning threads steal the cores the other stages need.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
-POLICIES = ("passive", "active", "inherit")
-DEFAULT_POLICY = "passive"
+POLICIES = ("inherit", "passive", "active")
+DEFAULT_POLICY = "inherit"
 
 
 def wanted_policy(argv: list[str]) -> str:
@@ -30,7 +34,7 @@ def reexec_with_policy(module: str, argv: list[str]) -> None:
     """Replace this process by `python -m module argv` with OMP_WAIT_POLICY set, unless it
     already is (or the policy is "inherit"). Call only from a `__main__` block."""
     policy = wanted_policy(argv)
-    if policy == "inherit" or os.environ.get("OMP_WAIT_POLICY", "").lower() == policy:
+    if policy not in POLICIES[1:] or os.environ.get("OMP_WAIT_POLICY", "").lower() == policy:
         return
     os.environ["OMP_WAIT_POLICY"] = policy.upper()
     sys.stdout.flush()
@@ -42,4 +46,4 @@ def policy_note(requested: str) -> str:
     actual = os.environ.get("OMP_WAIT_POLICY")
     if requested != "inherit" and (actual or "").lower() != requested:
         return f"OMP_WAIT_POLICY={actual!r} (requested {requested!r} applies only when run as a program)"
-    return f"OMP_WAIT_POLICY={actual!r}"
+    return f"OMP_WAIT_POLICY={actual!r}" + (" (library default: spin, then sleep)" if actual is None else "")

@@ -7,10 +7,13 @@ pipeline_core is never edited: each experiment patches one function in this proc
 alternately without and with the change, reports median wall and CPU time of both,
 and checks that the outputs are identical. The proposals, with file and function:
 
-- omp_passive: run scoring processes with OMP_WAIT_POLICY=PASSIVE. xgboost, lightgbm
-  and torch each bring an OpenMP runtime whose idle threads spin after every parallel
-  region; on a busy 2-core host they steal the cores the next stage (polars, another
-  library) needs. Environment only (Makefile / Dagster run launcher / CLI entry point).
+- omp_passive: scoring processes with OMP_WAIT_POLICY=PASSIVE, and (max-accuracy) the
+  torch models with 1 or 2 threads (`num_threads`, a saved model parameter). xgboost,
+  lightgbm and torch each bring an OpenMP runtime whose idle threads spin after every
+  parallel region; on an oversubscribed host they steal the cores the next stage
+  needs, and torch's many small parallel regions (one per op of each recurrent step)
+  wait on descheduled threads. Environment and bundle parameters only; the outcome
+  depends on the host's load, so compare the load averages recorded with each run.
 - batch_single_validation: batch.py, `BatchInference._scored_chunks`: concatenate
   the carried bars and the validated chunk without validating them again
   (`pipeline.predict` validates, sorts and checks duplicates of that frame anyway).
@@ -182,9 +185,23 @@ def torch_experiment(pipeline: InferencePipeline, path: Path, rows: int, repeats
     def run() -> list[np.ndarray]:
         return [inputs.run(model, pipeline.config.batch_size) for model in models]
 
-    result = compare("torch_finite_check", run, lambda: patched(torch_base, "_check_finite", _check_finite_by_sum),
-                     repeats, lambda x, y: all(np.array_equal(a, b) for a, b in zip(x, y)))
-    result["scored_rows"] = inputs.n_scored
+    patch = lambda: patched(torch_base, "_check_finite", _check_finite_by_sum)  # noqa: E731
+    result = compare(f"torch_finite_check (sequence models, {inputs.n_scored:,} windows)", run, patch, repeats,
+                     lambda x, y: all(np.array_equal(a, b) for a, b in zip(x, y)))
+    return result
+
+
+def torch_batch_experiment(pipeline: InferencePipeline, path: Path, scratch: Path, repeats: int) -> dict[str, Any]:
+    """process_file of a small file with and without the cheaper finite check."""
+    output = scratch / "experiment_torch.predictions.parquet"
+
+    def run() -> pl.DataFrame:
+        BatchInference(pipeline).process_file(path, horizon=list(pipeline.config.horizons), output_path=output)
+        return pl.read_parquet(output)
+
+    result = compare(f"torch_finite_check (process_file, {path.name})", run,
+                     lambda: patched(torch_base, "_check_finite", _check_finite_by_sum), repeats, _frames_equal)
+    output.unlink(missing_ok=True)
     return result
 
 
@@ -304,8 +321,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["experiments"] += validation_experiments(pipeline, path, args.repeats)
     if "torch" in only:
         log("torch_finite_check")
-        results["experiments"].append(torch_experiment(InferencePipeline.load(accurate), path, args.torch_rows,
-                                                       args.repeats))
+        slow = InferencePipeline.load(accurate)
+        results["experiments"].append(torch_experiment(slow, path, args.torch_rows, args.repeats))
+        small = market_file(args.results_dir / "data", args.omp_rows, args.symbols)
+        results["experiments"].append(torch_batch_experiment(slow, small, args.results_dir, args.repeats))
     if "chunk" in only:
         log("torch_chunk_128")
         results["experiments"] += chunk_experiments(InferencePipeline.load(accurate), path, args.torch_rows,

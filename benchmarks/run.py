@@ -4,12 +4,15 @@
     make bench                                   # every section, every profile
     python -m benchmarks.run --quick             # small bundles, fast to build
     python -m benchmarks.run --profiles low-latency --sections batch,latency
+    python -m benchmarks.run --omp-wait-policy passive   # idle OpenMP threads sleep
+    python -m benchmarks.experiments             # before/after of proposed changes
 
 Bundles are reused from `benchmarks/results/bundles/<profile>/{full,quick}` (trained
 there on first use); input files from `benchmarks/results/data`. Results are printed as
 tables and written as JSON (default `benchmarks/results/bench.json`). The machine may be
-shared: the load average is recorded with every section, and timings are medians of
-repeated runs. Figures are reported against the targets, never enforced.
+shared: the load average is recorded with every section, timings are medians of
+repeated runs, and CPU time is recorded beside wall time (see `benchmarks.timing`).
+Figures are reported against the targets, never enforced.
 """
 
 from __future__ import annotations
@@ -71,8 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stage-rows", type=int, default=None,
                         help="bars in the stage breakdown (default: one chunk, --chunk-rows)")
     parser.add_argument("--omp-wait-policy", choices=POLICIES, default=DEFAULT_POLICY,
-                        help="OMP_WAIT_POLICY of the measured processes (default passive: idle OpenMP threads "
-                             "sleep instead of spinning, see benchmarks.experiments); inherit: leave it as set")
+                        help="OMP_WAIT_POLICY of the measured processes (default inherit: as this shell has it; "
+                             "passive: idle OpenMP threads sleep instead of spinning; see benchmarks.experiments)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="bundles, data and scratch files")
     parser.add_argument("--json", type=Path, default=None, help="JSON output (default <results-dir>/bench.json)")
     args = parser.parse_args(argv)
