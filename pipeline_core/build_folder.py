@@ -34,10 +34,10 @@ from pipeline_core.inputs import FeatureRows
 from pipeline_core.models import load_model
 from pipeline_core.pipeline import InferenceConfig
 from pipeline_core.scaling import scaler_from_dict, scaler_to_dict
-from pipeline_core.training import HorizonSplit, TrainingData
+from pipeline_core.splits import Fold
+from pipeline_core.training import WINDOWS, HorizonSplit, TrainingData
 
 STAGE_FILE = "stage.json"
-WINDOWS = ("train", "early_stopping", "calibration", "test")
 
 
 class BuildFolder:
@@ -85,12 +85,16 @@ class BuildFolder:
             for horizon, split in data.splits.items():
                 arrays[f"h{horizon}_y"] = split.y
                 arrays.update({f"h{horizon}_{name}": getattr(split, name) for name in WINDOWS})
+                for k, fold in enumerate(split.folds):
+                    arrays.update({f"h{horizon}_fold{k}_train": fold.train, f"h{horizon}_fold{k}_val": fold.val})
             np.savez(folder / "arrays.npz", **arrays)
             rows.unscored.write_parquet(folder / "unscored.parquet")
             _write_json(folder / "config.json", {
                 "config": data.config.to_dict(),
                 "sequence_length": rows.sequence_length,
                 "horizons": list(data.splits),
+                "splits": {h: {"folds": len(s.folds), "folds_note": s.folds_note, "sizes": s.sizes}
+                           for h, s in data.splits.items()},
             })
 
         return self.write_stage("training_data", write, info)
@@ -109,10 +113,7 @@ class BuildFolder:
                 symbols=arrays["symbols"].astype(object),
                 unscored=pl.read_parquet(folder / "unscored.parquet"),
             )
-            splits = {
-                int(h): HorizonSplit(int(h), arrays[f"h{h}_y"], *(arrays[f"h{h}_{name}"] for name in WINDOWS))
-                for h in meta["horizons"]
-            }
+            splits = {int(h): _load_split(arrays, int(h), meta["splits"][str(h)]) for h in meta["horizons"]}
         return TrainingData(config=InferenceConfig.from_dict(meta["config"]), rows=rows, splits=splits)
 
     # -------------------------------------------------------- fitted components
@@ -166,3 +167,10 @@ def _write_json(path: Path, data: Any) -> None:
 
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def _load_split(arrays, horizon: int, meta: dict[str, Any]) -> HorizonSplit:
+    folds = [Fold(arrays[f"h{horizon}_fold{k}_train"], arrays[f"h{horizon}_fold{k}_val"]) for k in range(meta["folds"])]
+    windows = (arrays[f"h{horizon}_{name}"] for name in WINDOWS)
+    return HorizonSplit(horizon, arrays[f"h{horizon}_y"], *windows, folds=folds,
+                        folds_note=meta["folds_note"], sizes=meta["sizes"])

@@ -3,10 +3,10 @@
 One calibrator per model and horizon, fit on held-out probabilities (never on the rows
 the model was trained on). Temperature scaling divides the log-probabilities by one
 scalar T and renormalises: T > 1 softens an over-confident model, T < 1 sharpens an
-under-confident one. With `class_bias=True` (the default) a per-class offset is learned
-as well, softmax(log p / T + b), which corrects a shift in class priors such as the one
-class-weighted training leaves; T = 1, b = 0 is the identity, so fitting can only lower
-the held-out log-loss it minimises.
+under-confident one. With `class_bias=True` a per-class offset is learned as well,
+softmax(log p / T + b), which corrects a shift in class priors such as the one
+class-weighted training leaves. A calibrator may also be the identity: `select_calibrator`
+(in `calibration_selection`) keeps the raw probabilities unless a method wins out of sample.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from pipeline_core.models.base import N_CLASSES, validate_class_indices
 
 ECE_BINS = 15
 ROW_SUM_TOLERANCE = 1e-3
+CALIBRATOR_FORMAT_VERSION = 2  # 2: identity choice, bias bound, selection evidence
+CHOICES = ("identity", "temperature", "temperature+bias")
 
 
 class TemperatureCalibrator:
@@ -30,39 +32,62 @@ class TemperatureCalibrator:
 
     Parameters: `bounds` for T (searched on a log scale), `eps` the floor applied to
     probabilities before taking logs, `class_bias` whether to learn per-class offsets
-    (the flat class's offset is fixed at 0). Learned: `temperature_`, `bias_`, `n_samples_`.
+    (the flat class's offset is fixed at 0) within +-`bias_bound`, and `identity`, which
+    learns nothing and passes probabilities through unchanged. Learned: `temperature_`,
+    `bias_`, `n_samples_`, `choice_`; `selection_` holds the cross-validation evidence when
+    `select_calibrator` chose this calibrator.
     """
 
     method = "temperature"
 
     def __init__(
-        self, bounds: tuple[float, float] = (0.05, 20.0), eps: float = 1e-12, class_bias: bool = True
+        self, bounds: tuple[float, float] = (0.05, 20.0), eps: float = 1e-12, class_bias: bool = True,
+        bias_bound: float = 5.0, identity: bool = False,
     ) -> None:
         self.bounds = bounds
         self.eps = eps
         self.class_bias = class_bias
+        self.bias_bound = bias_bound
+        self.identity = identity
+
+    @classmethod
+    def for_choice(cls, choice: str, **params: Any) -> TemperatureCalibrator:
+        """An unfitted calibrator of one of `CHOICES`."""
+        if choice not in CHOICES:
+            raise ConfigError(f"Calibration choice {choice!r} is unknown: expected one of {list(CHOICES)}.")
+        return cls(**params, class_bias=choice == "temperature+bias", identity=choice == "identity")
+
+    @property
+    def choice(self) -> str:
+        return "identity" if self.identity else "temperature+bias" if self.class_bias else "temperature"
 
     def __repr__(self) -> str:
         fitted = f", temperature_={self.temperature_:.4f}" if hasattr(self, "temperature_") else ""
-        return f"TemperatureCalibrator(bounds={tuple(self.bounds)}, eps={self.eps}{fitted})"
+        return f"TemperatureCalibrator(choice={self.choice!r}, bounds={tuple(self.bounds)}{fitted})"
 
     def fit(self, probs: np.ndarray, y: np.ndarray) -> TemperatureCalibrator:
-        """Learn the temperature on held-out probabilities (n, 3) and class indices."""
+        """Learn the temperature (and offsets) on held-out probabilities (n, 3) and class indices."""
         low, high = (float(b) for b in self.bounds)
         if not 0 < low < high:
             raise ConfigError(f"bounds={self.bounds!r}: expected 0 < low < high.")
+        if not self.bias_bound > 0:
+            raise ConfigError(f"bias_bound={self.bias_bound!r}: expected a positive number.")
         log_probs = _log_probs(validate_probabilities(probs, "probs"), self.eps)
         y = validate_class_indices(y)
         _check_same_rows(log_probs, y)
-        result = minimize_scalar(
-            _nll_of_log_temperature, bounds=(np.log(low), np.log(high)),
-            args=(log_probs, y), method="bounded", options={"xatol": 1e-6},
-        )
-        self.temperature_ = float(np.exp(result.x))
-        self.bias_ = np.zeros(N_CLASSES)
-        if self.class_bias:
-            self.temperature_, self.bias_ = _fit_temperature_and_bias(log_probs, y, result.x, (low, high))
+        self.temperature_, self.bias_ = 1.0, np.zeros(N_CLASSES)
+        if not self.identity:
+            result = minimize_scalar(
+                _nll_of_log_temperature, bounds=(np.log(low), np.log(high)),
+                args=(log_probs, y), method="bounded", options={"xatol": 1e-6},
+            )
+            self.temperature_ = float(np.exp(result.x))
+            if self.class_bias:
+                self.temperature_, self.bias_ = _fit_temperature_and_bias(
+                    log_probs, y, result.x, (low, high), float(self.bias_bound)
+                )
         self.n_samples_ = int(len(y))
+        self.choice_ = self.choice
         return self
 
     def transform(self, probs: np.ndarray) -> np.ndarray:
@@ -72,8 +97,10 @@ class TemperatureCalibrator:
                 "This TemperatureCalibrator is not fitted yet: call fit(probs, y) or build it "
                 "with from_dict before transform."
             )
-        log_probs = _log_probs(validate_probabilities(probs, "probs"), self.eps)
-        return softmax(log_probs / self.temperature_ + self.bias_)
+        probs = validate_probabilities(probs, "probs")
+        if self.identity:
+            return probs.copy()
+        return softmax(_log_probs(probs, self.eps) / self.temperature_ + self.bias_)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serializable parameters and learned state."""
@@ -81,38 +108,66 @@ class TemperatureCalibrator:
             raise NotFittedError("This TemperatureCalibrator is not fitted: nothing to save.")
         return {
             "method": self.method,
+            "format_version": CALIBRATOR_FORMAT_VERSION,
+            "choice": self.choice,
             "bounds": [float(b) for b in self.bounds],
+            "bias_bound": float(self.bias_bound),
             "eps": float(self.eps),
             "temperature": self.temperature_,
             "class_bias": self.class_bias,
             "bias": self.bias_.tolist(),
             "n_samples": self.n_samples_,
+            "selection": getattr(self, "selection_", None),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TemperatureCalibrator:
-        """Rebuild a fitted calibrator from `to_dict` output."""
+        """Rebuild a fitted calibrator from `to_dict` output (format 1 or 2)."""
         if data.get("method") != cls.method:
             raise ConfigError(
                 f"Calibrator method {data.get('method')!r} cannot be read by "
                 f"TemperatureCalibrator: expected {cls.method!r}."
             )
+        version = data.get("format_version", 1)
+        if not isinstance(version, int) or version > CALIBRATOR_FORMAT_VERSION:
+            raise ConfigError(
+                f"Calibrator format version {version!r} is newer than this code reads "
+                f"({CALIBRATOR_FORMAT_VERSION}): upgrade pipeline_core."
+            )
+        if version == 1:
+            data = _calibrator_v1_to_v2(data)
         try:
-            calibrator = cls(
-                bounds=tuple(data["bounds"]), eps=float(data["eps"]), class_bias=bool(data.get("class_bias", False))
+            calibrator = cls.for_choice(
+                data["choice"], bounds=tuple(data["bounds"]), eps=float(data["eps"]), bias_bound=float(data["bias_bound"])
             )
             temperature = float(data["temperature"])
-            calibrator.bias_ = np.asarray(data.get("bias", [0.0] * N_CLASSES), dtype=np.float64)
+            calibrator.bias_ = np.asarray(data["bias"], dtype=np.float64)
             calibrator.n_samples_ = int(data["n_samples"])
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(
                 f"Calibrator dict is incomplete or malformed ({err!r}): expected the keys "
-                "method, bounds, eps, temperature, n_samples written by to_dict()."
+                "method, choice, bounds, bias_bound, eps, temperature, bias, n_samples written by to_dict()."
             ) from err
         if not np.isfinite(temperature) or temperature <= 0:
             raise ConfigError(f"temperature={temperature!r}: expected a positive number.")
         calibrator.temperature_ = temperature
+        calibrator.choice_ = calibrator.choice
+        if data.get("selection") is not None:
+            calibrator.selection_ = data["selection"]
         return calibrator
+
+
+def _calibrator_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 had no identity choice, a fixed bias bound of 5 and no selection record."""
+    class_bias = bool(data.get("class_bias", False))
+    return {
+        **data,
+        "format_version": 2,
+        "choice": "temperature+bias" if class_bias else "temperature",
+        "bias_bound": 5.0,
+        "bias": data.get("bias", [0.0] * N_CLASSES),
+        "selection": None,
+    }
 
 
 def calibration_report(
@@ -221,7 +276,7 @@ def _nll_of_log_temperature(log_t: float, log_probs: np.ndarray, y: np.ndarray) 
 
 
 def _fit_temperature_and_bias(
-    log_probs: np.ndarray, y: np.ndarray, log_t0: float, bounds: tuple[float, float]
+    log_probs: np.ndarray, y: np.ndarray, log_t0: float, bounds: tuple[float, float], bias_bound: float
 ) -> tuple[float, np.ndarray]:
     """Jointly fit log T and the offsets of the down and up classes, from the scalar fit."""
 
@@ -231,7 +286,7 @@ def _fit_temperature_and_bias(
 
     result = minimize(
         nll, x0=np.array([log_t0, 0.0, 0.0]), method="L-BFGS-B",
-        bounds=[(np.log(bounds[0]), np.log(bounds[1])), (-5.0, 5.0), (-5.0, 5.0)],
+        bounds=[(np.log(bounds[0]), np.log(bounds[1])), (-bias_bound, bias_bound), (-bias_bound, bias_bound)],
     )
     params = result.x if result.fun <= nll(np.array([log_t0, 0.0, 0.0])) else np.array([log_t0, 0.0, 0.0])
     return float(np.exp(params[0])), np.array([params[1], 0.0, params[2]])

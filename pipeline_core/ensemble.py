@@ -1,4 +1,4 @@
-"""Ensembles of calibrated base-model probabilities: stacking and soft voting.
+"""Ensembles of calibrated base-model probabilities: stacking, soft voting, or one model.
 
 Both take the base models' (n, 3) probabilities as a list in a fixed model order, or
 as a mapping name -> probabilities (then ordered by the names seen at fit, which is the
@@ -24,7 +24,7 @@ from pipeline_core.calibration import softmax, validate_probabilities
 from pipeline_core.errors import ConfigError, DataValidationError, NotFittedError
 from pipeline_core.models.base import N_CLASSES, validate_class_indices
 
-ENSEMBLE_FORMAT_VERSION = 1
+ENSEMBLE_FORMAT_VERSION = 2  # 2: the single-model method and the selection record
 ProbInput = Sequence[np.ndarray] | Mapping[str, np.ndarray]
 
 
@@ -92,6 +92,7 @@ class StackingEnsemble:
             "classes": self.classes_.tolist(),
             "coef": self.coef_.tolist(),
             "intercept": self.intercept_.tolist(),
+            "selection": getattr(self, "selection_", None),
         }
 
     @classmethod
@@ -117,7 +118,7 @@ class StackingEnsemble:
         ensemble.coef_, ensemble.intercept_, ensemble.classes_ = coef, intercept, classes
         ensemble.C_ = float(data.get("chosen_C", ensemble.C if ensemble.C != "auto" else np.nan))
         ensemble.n_models_, ensemble.model_names_ = n_models, ensemble.model_names
-        return ensemble
+        return _with_selection(ensemble, data)
 
 
 class VotingEnsemble:
@@ -163,6 +164,7 @@ class VotingEnsemble:
             "format_version": ENSEMBLE_FORMAT_VERSION,
             "model_names": list(self.model_names_),
             "weights": None if self.weights is None else [float(w) for w in self.weights],
+            "selection": getattr(self, "selection_", None),
         }
 
     @classmethod
@@ -178,28 +180,92 @@ class VotingEnsemble:
             ) from err
         ensemble.weights_ = _normalised_weights(ensemble.weights, len(names))
         ensemble.n_models_, ensemble.model_names_ = len(names), names
-        return ensemble
+        return _with_selection(ensemble, data)
 
 
-ENSEMBLE_METHODS: dict[str, type[StackingEnsemble] | type[VotingEnsemble]] = {
+class SingleModelEnsemble:
+    """One base model's calibrated probabilities, unchanged: the best single model.
+
+    `fit` picks the model with the lowest log-loss on the given out-of-fold rows, unless
+    `model_name` names it. Learned: `model_name_`, `model_names_`, `n_models_`.
+    """
+
+    method: ClassVar[str] = "single"
+
+    def __init__(self, model_name: str | None = None, model_names: Sequence[str] | None = None) -> None:
+        self.model_name = model_name
+        self.model_names = model_names
+
+    def fit(self, prob_list: ProbInput, y: np.ndarray | None = None) -> SingleModelEnsemble:
+        names, probs = _resolve_inputs(prob_list, self.model_names)
+        if self.model_name is None:
+            if y is None:
+                raise ConfigError("SingleModelEnsemble needs y to pick a model, or model_name.")
+            y = validate_class_indices(y)
+            _check_rows(probs, len(y))
+            losses = [_mean_log_loss(p, y) for p in probs]
+            self.model_name_ = names[int(np.argmin(losses))]
+        elif self.model_name not in names:
+            raise ConfigError(f"model_name {self.model_name!r} is not one of the base models {names}.")
+        else:
+            self.model_name_ = self.model_name
+        self.n_models_, self.model_names_ = len(names), names
+        return self
+
+    def predict_proba(self, prob_list: ProbInput) -> np.ndarray:
+        """The chosen model's probabilities, float64 (n, 3), columns for classes -1 / 0 / 1."""
+        _check_fitted(self, "model_name_")
+        probs = _ordered_inputs(prob_list, self.model_names_)
+        return probs[self.model_names_.index(self.model_name_)].copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        _check_fitted(self, "model_name_")
+        return {
+            "method": self.method,
+            "format_version": ENSEMBLE_FORMAT_VERSION,
+            "model_names": list(self.model_names_),
+            "model_name": self.model_name_,
+            "selection": getattr(self, "selection_", None),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SingleModelEnsemble:
+        _check_header(data, cls.method)
+        try:
+            ensemble = cls(model_name=data["model_name"], model_names=list(data["model_names"]))
+        except (KeyError, TypeError) as err:
+            raise ConfigError(
+                f"Single-model ensemble dict is incomplete ({err!r}): expected model_names and "
+                "model_name as written by to_dict()."
+            ) from err
+        if ensemble.model_name not in ensemble.model_names:
+            raise ConfigError(f"model_name {ensemble.model_name!r} is not one of {ensemble.model_names}.")
+        ensemble.model_name_, ensemble.model_names_ = ensemble.model_name, ensemble.model_names
+        ensemble.n_models_ = len(ensemble.model_names)
+        return _with_selection(ensemble, data)
+
+
+Ensemble = StackingEnsemble | VotingEnsemble | SingleModelEnsemble
+ENSEMBLE_METHODS: dict[str, type[Ensemble]] = {
     StackingEnsemble.method: StackingEnsemble,
     VotingEnsemble.method: VotingEnsemble,
+    SingleModelEnsemble.method: SingleModelEnsemble,
 }
 
 
-def create_ensemble(method: str, **params: Any) -> StackingEnsemble | VotingEnsemble:
-    """An unfitted ensemble of `method` ("stacking" or "voting")."""
+def create_ensemble(method: str, **params: Any) -> Ensemble:
+    """An unfitted ensemble of `method` ("stacking", "voting" or "single")."""
     return _ensemble_class(method)(**params)
 
 
-def ensemble_from_dict(data: dict[str, Any]) -> StackingEnsemble | VotingEnsemble:
+def ensemble_from_dict(data: dict[str, Any]) -> Ensemble:
     """Rebuild a fitted ensemble from `to_dict` output, dispatching on `data["method"]`."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"Expected an ensemble dict, got {type(data).__name__}.")
     return _ensemble_class(data.get("method")).from_dict(data)
 
 
-def _ensemble_class(method: Any) -> type[StackingEnsemble] | type[VotingEnsemble]:
+def _ensemble_class(method: Any) -> type[Ensemble]:
     if method not in ENSEMBLE_METHODS:
         raise ConfigError(
             f"Unknown ensemble method {method!r}: expected one of {sorted(ENSEMBLE_METHODS)}."
@@ -216,6 +282,17 @@ def _check_header(data: dict[str, Any], method: str) -> None:
             f"Ensemble format version {version!r} is not readable by this code (reads up to "
             f"{ENSEMBLE_FORMAT_VERSION}): upgrade pipeline_core."
         )
+
+
+def _with_selection(ensemble: Ensemble, data: dict[str, Any]) -> Ensemble:
+    """Attach the saved selection evidence (format 2), if any."""
+    if data.get("selection") is not None:
+        ensemble.selection_ = data["selection"]
+    return ensemble
+
+
+def _mean_log_loss(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-15, 1.0))))
 
 
 def _check_fitted(ensemble: Any, attribute: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Iterable
 
 import numpy as np
@@ -22,7 +23,7 @@ from pipeline_core.inputs import ModelInputs, featurize
 from pipeline_core.labels import CLASSES, VALID_HORIZONS
 from pipeline_core.models import MODEL_FAMILIES
 
-ENSEMBLE_METHODS = ("stacking", "voting")
+ENSEMBLE_METHODS = ("stacking", "voting", "single")
 PROBABILITY_COLUMNS = ("prob_down", "prob_flat", "prob_up")
 
 
@@ -130,6 +131,25 @@ class InferencePipeline:
         self.manifest = None  # set by load()
 
     @property
+    def calibrators(self) -> MappingProxyType:
+        """Read-only: "xgboost_h20" -> fitted calibrator."""
+        return MappingProxyType(self._calibrators)
+
+    @property
+    def ensembles(self) -> MappingProxyType:
+        """Read-only: horizon -> the fitted final combination (absent: the single model scores)."""
+        return MappingProxyType(self._meta_learner)
+
+    def final_name(self, horizon: int) -> str:
+        """What produces the final probabilities at `horizon`, e.g. "ensemble (stacking)" or "lightgbm"."""
+        ensemble = self._meta_learner.get(horizon)
+        if ensemble is None:
+            return self.config.model_names[0]
+        if ensemble.method == "single":
+            return ensemble.model_name_
+        return f"ensemble ({ensemble.method})"
+
+    @property
     def feature_set(self):
         return get_feature_set(self.config.feature_set)
 
@@ -205,10 +225,9 @@ class InferencePipeline:
             else probs
             for name, probs in raw.items()
         }
-        if self.config.use_ensemble and len(calibrated) > 1:
-            probabilities = self._meta_learner[horizon].predict_proba(
-                [calibrated[name] for name in self.config.model_names]
-            )
+        ensemble = self._meta_learner.get(horizon)
+        if ensemble is not None:
+            probabilities = ensemble.predict_proba([calibrated[name] for name in self.config.model_names])
         else:
             probabilities = calibrated[self.config.model_names[0]]
         return InferenceResult(

@@ -23,7 +23,7 @@ from pipeline_core.atomic import atomic_write_text
 from pipeline_core.bundle import BundleStore
 from pipeline_core.data import list_partition_dates, read_bars
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
-from pipeline_core.evaluation import classification_metrics
+from pipeline_core.metrics import classification_metrics
 from pipeline_core.labels import labels_to_index, triple_barrier_labels
 from pipeline_core.pipeline import InferenceConfig, InferencePipeline
 from pipeline_core.training import TrainOptions, train_pipeline

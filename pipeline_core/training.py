@@ -1,14 +1,22 @@
 """train_pipeline(): raw OHLCV -> fitted InferencePipeline, as a chain of small stages.
 
 Windows, in time order per horizon: train | early-stopping | calibration | test, purged by
-the horizon and embargoed. Base models fit on train and stop early on the early-stopping
-window; calibrators fit on the calibration window; the stacking meta-learner fits on
-walk-forward out-of-fold calibrated probabilities over the calibration window; the test
-window is only used to evaluate and to record the drift reference.
+the horizon and embargoed. Each must hold enough independent label periods (unique
+timestamps / horizon) for what is fitted on it (`TrainOptions.min_label_periods`); too few
+is an `InsufficientHistoryError`, except for the calibration window, whose documented
+fallback is identity calibration and the configured ensemble without cross-validation.
+
+Base models fit on train and stop early on the early-stopping window. On the calibration
+window, walk-forward folds choose each model's calibrator out of sample (the identity
+unless a method wins, `calibration_selection`) and give out-of-fold calibrated
+probabilities, on which stacking, voting and the best single model are compared and the
+final combination is fit (`ensemble_selection`). The test window is only used to evaluate
+and to record the drift reference.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -16,8 +24,9 @@ import numpy as np
 import polars as pl
 
 from pipeline_core.calibration import TemperatureCalibrator
-from pipeline_core.data import validate_ohlcv
-from pipeline_core.ensemble import StackingEnsemble, VotingEnsemble
+from pipeline_core.calibration_selection import calibrator_of, select_calibrator
+from pipeline_core.data import check_bar_intervals, validate_ohlcv
+from pipeline_core.ensemble_selection import select_ensemble
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.evaluation import evaluate_pipeline
 from pipeline_core.features import get_feature_set
@@ -28,10 +37,14 @@ from pipeline_core.monitoring import ReferenceStats
 from pipeline_core.pipeline import InferenceConfig, InferencePipeline, model_key
 from pipeline_core.profiles import profile_config
 from pipeline_core.scaling import fit_scaler
-from pipeline_core.splits import chronological_split, walk_forward_folds
+from pipeline_core.splits import Fold, chronological_split, walk_forward_folds
 
 Progress = Callable[[str], None]
 UNLABELLED = -1
+WINDOWS = ("train", "early_stopping", "calibration", "test")
+# Fewest independent label periods (unique timestamps / horizon) a window may hold.
+MIN_LABEL_PERIODS = {"train": 20, "early_stopping": 3, "calibration": 12, "test": 10}
+ENSEMBLE_CHOICES = ("profile", "auto", "stacking", "voting", "single")
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,10 @@ class TrainOptions:
     train_frac: float = 0.6
     val_frac: float = 0.2  # early stopping + calibration; the rest is the test window
     early_stopping_share: float = 0.4  # of the validation window, the earlier part
-    stacking_folds: int = 4
+    stacking_folds: int = 4  # walk-forward folds in the calibration window (calibrator and ensemble choice)
+    auto_ensemble: bool = False  # take the combination that wins out of sample, not the configured one
+    allow_mixed_intervals: bool = False  # train on symbols of different bar intervals
+    min_label_periods: dict[str, float] = field(default_factory=lambda: dict(MIN_LABEL_PERIODS))
     max_sequence_samples: int | None = 40_000  # training windows for lstm/gru/tcn
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # family -> overrides
     label_params: dict[str, Any] = field(default_factory=dict)  # triple_barrier_labels kwargs
@@ -51,6 +67,8 @@ class TrainOptions:
             raise ConfigError(f"model_params names unknown families {unknown}: expected {sorted(MODEL_FAMILIES)}.")
         if not 0 < self.early_stopping_share < 1:
             raise ConfigError(f"early_stopping_share must be in (0, 1), got {self.early_stopping_share}.")
+        if set(self.min_label_periods) != set(WINDOWS):
+            raise ConfigError(f"min_label_periods must name exactly the windows {list(WINDOWS)}.")
 
 
 @dataclass
@@ -63,12 +81,17 @@ class HorizonSplit:
     early_stopping: np.ndarray
     calibration: np.ndarray
     test: np.ndarray
+    folds: list[Fold] = field(default_factory=list)  # walk-forward folds, positions into `calibration`
+    folds_note: str = ""  # why there are none
+    sizes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per window: rows, periods, symbols
+
+    def windows(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in WINDOWS}
 
     def window_bounds(self, timestamps: np.ndarray) -> dict[str, str]:
         return {
             name: f"{timestamps[idx].min()}..{timestamps[idx].max()}"
-            for name, idx in [("train", self.train), ("early_stopping", self.early_stopping),
-                              ("calibration", self.calibration), ("test", self.test)]
+            for name, idx in self.windows().items()
             if len(idx)
         }
 
@@ -89,6 +112,7 @@ class TrainingData:
 def prepare_training_data(ohlcv, config: InferenceConfig, options: TrainOptions = TrainOptions()) -> TrainingData:
     """Features, labels per horizon and purged time windows."""
     bars = validate_ohlcv(ohlcv)
+    check_bar_intervals(bars, allow_mixed=options.allow_mixed_intervals)
     rows = featurize(bars, get_feature_set(config.feature_set), config.sequence_length, config.uses_sequences)
     if rows.n_scored == 0:
         raise InsufficientHistoryError("No bar has enough history for the features: give more bars per symbol.")
@@ -105,13 +129,64 @@ def _split_horizon(bars: pl.DataFrame, rows: FeatureRows, horizon: int, options:
         rows.timestamps, options.train_frac, options.val_frac, horizon=horizon, symbols=rows.symbols
     )
     early, calibration = _cut_validation(rows, split.val[known[split.val]], horizon, options.early_stopping_share)
-    parts = [split.train[known[split.train]], early, calibration, split.test[known[split.test]]]
-    if min(len(p) for p in parts) == 0:
+    parts = dict(zip(WINDOWS, [split.train[known[split.train]], early, calibration, split.test[known[split.test]]]))
+    sizes = {name: _window_size(rows, idx, horizon) for name, idx in parts.items()}
+    _check_window_sizes(sizes, horizon, options.min_label_periods)
+    _warn_on_missing_symbols(sizes, np.unique(rows.symbols), horizon)
+    folds, note = _calibration_folds(rows, parts["calibration"], horizon, options)
+    return HorizonSplit(horizon, y, *parts.values(), folds=folds, folds_note=note, sizes=sizes)
+
+
+def _window_size(rows: FeatureRows, idx: np.ndarray, horizon: int) -> dict[str, Any]:
+    times = np.unique(rows.timestamps[idx])
+    return {"rows": int(len(idx)), "periods": round(len(times) / horizon, 1),
+            "symbols": sorted(str(s) for s in np.unique(rows.symbols[idx]))}
+
+
+def _check_window_sizes(sizes: dict[str, dict[str, Any]], horizon: int, minimum: dict[str, int]) -> None:
+    """InsufficientHistoryError naming every window (but calibration, which falls back) that is too small."""
+    short = {
+        name: size["periods"] for name, size in sizes.items()
+        if name != "calibration" and size["periods"] < minimum[name]
+    }
+    if short:
         raise InsufficientHistoryError(
-            f"Too few labelled bars for horizon {horizon}: window sizes {[len(p) for p in parts]} "
-            "(train, early stopping, calibration, test). Give more history."
+            f"Too few labelled bars for horizon {horizon}: windows {sorted(short)} hold {short} independent "
+            f"label periods (unique timestamps / horizon); they need at least "
+            f"{ {name: minimum[name] for name in short} }. Window rows: "
+            f"{ {name: size['rows'] for name, size in sizes.items()} }. Give more history or a shorter horizon."
         )
-    return HorizonSplit(horizon, y, *parts)
+
+
+def _warn_on_missing_symbols(sizes: dict[str, dict[str, Any]], symbols: np.ndarray, horizon: int) -> None:
+    for name, size in sizes.items():
+        missing = sorted(set(str(s) for s in symbols) - set(size["symbols"]))
+        if missing:
+            warnings.warn(
+                f"The h{horizon} {name} window holds only {len(size['symbols'])} of {len(symbols)} symbols "
+                f"(missing {missing[:5]}): its figures say nothing about those symbols.",
+                stacklevel=3,
+            )
+
+
+def _calibration_folds(
+    rows: FeatureRows, calibration: np.ndarray, horizon: int, options: TrainOptions
+) -> tuple[list[Fold], str]:
+    """Walk-forward folds over the calibration window, or none and the reason."""
+    periods = len(np.unique(rows.timestamps[calibration])) / horizon
+    if periods < options.min_label_periods["calibration"]:
+        return [], (
+            f"calibration window holds {periods:.1f} independent label periods "
+            f"(< {options.min_label_periods['calibration']}): identity calibration, no ensemble cross-validation"
+        )
+    try:
+        folds = walk_forward_folds(
+            rows.timestamps[calibration], n_folds=options.stacking_folds, horizon=horizon,
+            symbols=rows.symbols[calibration],
+        )
+    except InsufficientHistoryError as err:
+        return [], f"calibration window too small for {options.stacking_folds} folds: {err}"
+    return folds, ""
 
 
 def _cut_validation(rows: FeatureRows, val: np.ndarray, horizon: int, share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -167,9 +242,11 @@ def calibration_probabilities(
 
 
 def fit_calibrators(data: TrainingData, raw: dict[str, np.ndarray]) -> dict[str, TemperatureCalibrator]:
-    """One calibrator per model and horizon, on the calibration window."""
+    """One calibrator per model and horizon, chosen out of sample on the calibration window."""
     return {
-        model_key(name, h): TemperatureCalibrator().fit(raw[model_key(name, h)], split.y[split.calibration])
+        model_key(name, h): select_calibrator(
+            raw[model_key(name, h)], split.y[split.calibration], split.folds, fallback_reason=split.folds_note
+        )
         for h, split in data.splits.items()
         for name in data.config.model_names
     }
@@ -178,39 +255,44 @@ def fit_calibrators(data: TrainingData, raw: dict[str, np.ndarray]) -> dict[str,
 def fit_ensembles(
     data: TrainingData, raw: dict[str, np.ndarray], calibrators: dict[str, Any], options: TrainOptions = TrainOptions()
 ) -> dict[int, Any]:
-    """Per horizon: soft voting, or a stacking meta-learner on out-of-fold calibrated probabilities."""
+    """Per horizon: the final combination of several models, chosen and fit on out-of-fold
+    calibrated probabilities (the configured method, or the best with `auto_ensemble`)."""
     config = data.config
-    if not config.use_ensemble or len(config.model_names) < 2:
+    if len(config.model_names) < 2:
         return {}
-    if config.ensemble_method == "voting":
-        return {
-            h: VotingEnsemble(model_names=list(config.model_names)).fit(
-                [calibrators[model_key(name, h)].transform(raw[model_key(name, h)]) for name in config.model_names]
-            )
-            for h in config.horizons
-        }
-    return {h: _fit_stacking(data, split, raw, options) for h, split in data.splits.items()}
+    default = config.ensemble_method if config.use_ensemble else "single"
+    ensembles = {}
+    for horizon, split in data.splits.items():
+        oof, y, fold_of_row, positions = out_of_fold_probabilities(data, split, raw, calibrators)
+        ensembles[horizon] = select_ensemble(
+            oof, y, fold_of_row, data.rows.timestamps[split.calibration][positions], default, horizon,
+            auto=options.auto_ensemble, seed=options.seed,
+        )
+    return ensembles
 
 
-def _fit_stacking(data: TrainingData, split: HorizonSplit, raw: dict[str, np.ndarray], options: TrainOptions):
+def out_of_fold_probabilities(
+    data: TrainingData, split: HorizonSplit, raw: dict[str, np.ndarray], calibrators: dict[str, Any]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Each model's calibrated probabilities on the calibration window, out of fold: per fold,
+    its chosen calibration method refit on the earlier rows. Without folds, the fitted
+    (identity) calibrators on the whole window. Returns probabilities by model, labels, the
+    fold of each row and the rows' positions in the calibration window."""
     y = split.y[split.calibration]
-    folds = walk_forward_folds(
-        data.rows.timestamps[split.calibration],
-        n_folds=options.stacking_folds,
-        horizon=split.horizon,
-        symbols=data.rows.symbols[split.calibration],
-    )
     names = data.config.model_names
+    if not split.folds:
+        positions = np.arange(len(y))
+        oof = {n: calibrators[model_key(n, split.horizon)].transform(raw[model_key(n, split.horizon)]) for n in names}
+        return oof, y, np.zeros(len(y), dtype=np.int64), positions
     oof = {name: [] for name in names}
-    oof_rows = []
-    for fold in folds:
+    for fold in split.folds:
         for name in names:
-            probs = raw[model_key(name, split.horizon)]
-            calibrator = TemperatureCalibrator().fit(probs[fold.train], y[fold.train])
-            oof[name].append(calibrator.transform(probs[fold.val]))
-        oof_rows.append(fold.val)
-    stacked = [np.concatenate(oof[name]) for name in names]
-    return StackingEnsemble(model_names=list(names)).fit(stacked, y[np.concatenate(oof_rows)])
+            key = model_key(name, split.horizon)
+            refit = calibrator_of(calibrators[key].choice).fit(raw[key][fold.train], y[fold.train])
+            oof[name].append(refit.transform(raw[key][fold.val]))
+    positions = np.concatenate([fold.val for fold in split.folds])
+    fold_of_row = np.concatenate([np.full(len(f.val), k) for k, f in enumerate(split.folds)])
+    return {name: np.concatenate(parts) for name, parts in oof.items()}, y[positions], fold_of_row, positions
 
 
 def reference_statistics(data: TrainingData, inputs: ModelInputs, pipeline: InferencePipeline) -> dict[int, ReferenceStats]:

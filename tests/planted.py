@@ -8,9 +8,12 @@ from pipeline_core.training import TrainOptions
 
 HORIZON = 20
 LOOKBACK = 15
+# Audit tests train on a few hundred bars: skill is beside the point, so the windows may be tiny.
+AUDIT_WINDOWS = {"train": 1, "early_stopping": 0.5, "calibration": 12, "test": 1}
 # A few trees on one thread (the machine is shared; OpenMP spinning costs more than it saves).
 TINY_XGBOOST = TrainOptions(
-    model_params={"xgboost": {"n_estimators": 8, "max_depth": 3, "early_stopping_rounds": 8, "n_jobs": 1}}
+    model_params={"xgboost": {"n_estimators": 8, "max_depth": 3, "early_stopping_rounds": 8, "n_jobs": 1}},
+    min_label_periods=AUDIT_WINDOWS,
 )
 
 

@@ -27,7 +27,7 @@ from pipeline_core.validation import (
 )
 from pipeline_core.validation.parity import max_abs_diff
 
-from planted import HORIZON, LOOKBACK, mini_features
+from planted import AUDIT_WINDOWS, HORIZON, LOOKBACK, mini_features
 
 # Few trees, tiny networks, one thread each (the machine is shared).
 TINY = TrainOptions(
@@ -37,7 +37,8 @@ TINY = TrainOptions(
         "catboost": {"n_estimators": 8, "depth": 3, "early_stopping_rounds": 8, "n_jobs": 1},
         "lstm": {"hidden_size": 8, "max_epochs": 1, "num_threads": 1, "chunk_size": 64},
         "tcn": {"channels": 8, "max_epochs": 1, "num_threads": 1, "chunk_size": 64},
-    }
+    },
+    min_label_periods=AUDIT_WINDOWS,
 )
 
 
@@ -143,7 +144,7 @@ def test_changed_calibrator_is_told_apart_from_a_changed_model(saved, market):
     before, path = saved
     calibrator_file = path / "calibrators" / f"xgboost_h{HORIZON}.json"
     calibrator = json.loads(calibrator_file.read_text())
-    calibrator["temperature"] *= 1.5
+    calibrator.update(choice="temperature", temperature=calibrator["temperature"] * 1.5)
     calibrator_file.write_text(json.dumps(calibrator))
     rehash_bundle(path)
     result = compare_pipelines(before, InferencePipeline.load(path), market, HORIZON)

@@ -8,6 +8,9 @@ from pipeline_core import inputs as inputs_module
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.pipeline import InferenceConfig, InferencePipeline
 from pipeline_core.profiles import PROFILES, profile_config
+from pipeline_core.training import TrainOptions, train_pipeline
+
+from conftest import TINY_MODEL_PARAMS
 
 
 def test_config_rejects_unknown_model_empty_list_bad_horizon_and_method():
@@ -72,11 +75,16 @@ def test_predict_refuses_a_horizon_the_bundle_was_not_trained_for(tiny_pipeline,
         tiny_pipeline.predict(tiny_market, horizon=5)
 
 
-def test_predict_without_ensemble_uses_the_first_model(tiny_bundle, tiny_market):
-    pipeline = InferencePipeline.load(tiny_bundle)
-    pipeline.config.use_ensemble = False
+def test_without_ensemble_the_best_single_model_is_final_and_every_model_is_returned(tiny_market):
+    config = InferenceConfig(model_names=["xgboost", "lightgbm"], horizons=[20], use_ensemble=False)
+    pipeline = train_pipeline(tiny_market, config, TrainOptions(model_params=TINY_MODEL_PARAMS))
+    chosen = pipeline.ensembles[20]
+    assert chosen.method == "single" and pipeline.final_name(20) == chosen.model_name_
+    assert chosen.selection_["chosen"] == "single"
+    assert set(chosen.selection_["cv_log_loss"]) == {"stacking", "voting", "single"}
     result = pipeline.predict(tiny_market, horizon=20)
-    np.testing.assert_array_equal(result.probabilities, result.model_outputs["xgboost"])
+    assert set(result.model_outputs) == {"xgboost", "lightgbm"}
+    np.testing.assert_array_equal(result.probabilities, result.model_outputs[chosen.model_name_])
 
 
 def test_predict_single_equals_predict_at_that_row(tiny_pipeline, tiny_market):

@@ -53,9 +53,10 @@ def test_train_pipeline_in_memory_equals_the_saved_bundle(tiny_market, config, t
     for horizon in (5, 20):
         np.testing.assert_array_equal(before[horizon].probabilities, after[horizon].probabilities)
     rows = pipeline.evaluation["table"]
-    assert {(r["model"], r["stage"]) for r in rows if r["horizon"] == 20} == {
-        ("class prior", "baseline"), ("xgboost", "raw"), ("xgboost", "calibrated"),
-        ("tcn", "raw"), ("tcn", "calibrated"), ("ensemble (voting)", "final"),
+    assert {(r["model"], r["stage"], r["symbol"]) for r in rows if r["horizon"] == 20 and r["symbol"] == "all"} == {
+        ("class prior", "baseline", "all"), ("train prior", "baseline", "all"), ("persistence", "baseline", "all"),
+        ("xgboost", "raw", "all"), ("xgboost", "calibrated", "all"),
+        ("tcn", "raw", "all"), ("tcn", "calibrated", "all"), ("ensemble (voting)", "final", "all"),
     }
     assert set(pipeline.reference_stats) == {5, 20}
 

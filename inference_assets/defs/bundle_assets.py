@@ -106,8 +106,13 @@ def calibrators(data_lake: DataLakeResource) -> dg.MaterializeResult:
     with _timed(info):
         fitted = fit_calibrators(data, calibration_probabilities(data, inputs, models))
     build.save_calibrators(fitted, info)
-    temperatures = {f"temperature {key}": float(c.temperature_) for key, c in sorted(fitted.items())}
-    return dg.MaterializeResult(metadata={**temperatures, "seconds": info["seconds"]})
+    choices = [{"model": key, "calibration": c.choice, "temperature": round(float(c.temperature_), 4),
+                "reason": c.selection_["reason"]} for key, c in sorted(fitted.items())]
+    return dg.MaterializeResult(metadata={
+        "calibration": dg.MetadataValue.md(markdown.table(choices)),
+        **{f"temperature {row['model']}": row["temperature"] for row in choices},
+        "seconds": info["seconds"],
+    })
 
 
 @dg.asset(deps=[training_data, feature_scaler, base_models, calibrators], group_name=GROUP, pool=POOL,
@@ -123,7 +128,7 @@ def ensembles(data_lake: DataLakeResource, training: TrainingResource) -> dg.Mat
         fitted = fit_ensembles(data, raw, build.load_calibrators(), training.train_options())
     build.save_ensembles(fitted, info)
     return dg.MaterializeResult(metadata={
-        "method": data.config.ensemble_method if fitted else "none",
+        "method": ", ".join(sorted({e.method for e in fitted.values()})) or "none",
         "horizons": ", ".join(str(h) for h in sorted(fitted)),
         "seconds": info["seconds"],
     })

@@ -10,7 +10,7 @@ from tqdm import tqdm
 from pipeline_core.data import validate_ohlcv
 from pipeline_core.evaluation import format_table
 from pipeline_core.profiles import PROFILES, profile_config
-from pipeline_core.training import train_pipeline
+from pipeline_core.training import ENSEMBLE_CHOICES, TrainOptions, train_pipeline
 
 
 def register(subparsers) -> None:
@@ -23,18 +23,29 @@ def register(subparsers) -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="max-accuracy")
     parser.add_argument("--horizons", type=int, nargs="+", help="override the profile's horizons")
     parser.add_argument("--out", required=True, help="bundle folder to write, e.g. deployment/pipeline_v1")
+    parser.add_argument(
+        "--ensemble", choices=ENSEMBLE_CHOICES, default="profile",
+        help="final combination: the profile's, the best by cross-validation (auto), or a named one",
+    )
+    parser.add_argument(
+        "--allow-mixed-intervals", action="store_true",
+        help="train even when symbols have different bar intervals (e.g. hourly and daily)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     overrides = {"horizons": args.horizons} if args.horizons else {}
+    if args.ensemble not in ("profile", "auto"):
+        overrides.update(ensemble_method=args.ensemble, use_ensemble=True)
     config = profile_config(args.profile, **overrides)
+    options = TrainOptions(auto_ensemble=args.ensemble == "auto", allow_mixed_intervals=args.allow_mixed_intervals)
     bars = validate_ohlcv(args.data)
     print(f"training {args.profile} ({', '.join(config.model_names)}) on {bars.height:,} bars, horizons {config.horizons}")
     started = time.perf_counter()
     with tqdm(total=len(config.model_names) * len(config.horizons), unit="model") as bar:
         stepper = _Stepper(bar)
-        pipeline = train_pipeline(bars, config, progress=stepper)
+        pipeline = train_pipeline(bars, config, options, progress=stepper)
         stepper.finish()
     pipeline.save(args.out)
     print(format_table(pipeline.evaluation))

@@ -1,5 +1,6 @@
 """OHLCV data: the validated contract, a synthetic market, partitioned parquet I/O."""
 
+from pipeline_core.data.intervals import bar_intervals, check_bar_intervals
 from pipeline_core.data.io import (
     list_partition_dates,
     partition_dir,
@@ -15,6 +16,8 @@ __all__ = [
     "DEFAULT_SYMBOL",
     "OHLCV_COLUMNS",
     "MarketSpec",
+    "bar_intervals",
+    "check_bar_intervals",
     "generate_market",
     "list_partition_dates",
     "partition_dir",
