@@ -17,11 +17,9 @@ import numpy as np
 
 from pipeline_core.ensemble import Ensemble, SingleModelEnsemble, StackingEnsemble, VotingEnsemble
 from pipeline_core.errors import DataValidationError
-from pipeline_core.metrics import PROBABILITY_FLOOR, time_blocks
+from pipeline_core.metrics import paired_difference_interval, row_log_loss, time_blocks
 
 CANDIDATES = ("stacking", "voting", "single")
-BOOTSTRAP_SAMPLES = 1000
-LEVEL = 0.9
 
 
 def create_candidate(method: str, names: list[str]) -> Ensemble:
@@ -45,7 +43,7 @@ def select_ensemble(
         best = min(pooled, key=pooled.__getitem__)
         evaluated = np.isin(fold_of_row, [f for f in np.unique(fold_of_row)[1:] if f not in skipped])
         blocks = time_blocks(timestamps[evaluated], horizon)
-        interval = _difference_interval(row_losses[best] - row_losses[default], blocks, seed)
+        interval = paired_difference_interval(row_losses[best] - row_losses[default], blocks, seed=seed)
         evidence.update(
             cv_log_loss={m: round(v, 6) for m, v in pooled.items()}, best=best,
             n_rows=int(evaluated.sum()), best_minus_default_ci=interval,
@@ -79,21 +77,10 @@ def _candidate_row_losses(
             skipped.append(int(fold))
             continue
         for method, probs in predicted.items():
-            losses[method].append(-np.log(np.clip(probs[np.arange(later.sum()), y[later]], PROBABILITY_FLOOR, 1.0)))
+            losses[method].append(row_log_loss(probs, y[later]))
     if not losses["voting"]:
         return {}, skipped
     return {method: np.concatenate(parts) for method, parts in losses.items()}, skipped
-
-
-def _difference_interval(difference: np.ndarray, blocks: np.ndarray, seed: int) -> list[float]:
-    """90% block-bootstrap interval of the mean paired log-loss difference."""
-    _, block_index = np.unique(blocks, return_inverse=True)
-    sums = np.bincount(block_index, weights=difference)
-    counts = np.bincount(block_index)
-    draws = np.random.default_rng(seed).integers(0, len(sums), (BOOTSTRAP_SAMPLES, len(sums)))
-    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
-    tail = (1 - LEVEL) / 2 * 100
-    return np.percentile(means, [tail, 100 - tail]).round(6).tolist()
 
 
 def _fit_or_fall_back(chosen: str, oof, y, names, evidence: dict) -> Ensemble:

@@ -103,6 +103,24 @@ def _metrics_from_sums(totals: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def paired_difference_interval(
+    difference: np.ndarray, blocks: np.ndarray, n_samples: int = 1000, level: float = CONFIDENCE_LEVEL, seed: int = 0
+) -> list[float]:
+    """Block-bootstrap interval of the mean of per-row differences (e.g. of two forecasts' losses)."""
+    _, block_index = np.unique(blocks, return_inverse=True)
+    sums = np.bincount(block_index, weights=difference)
+    counts = np.bincount(block_index)
+    draws = np.random.default_rng(seed).integers(0, len(sums), (n_samples, len(sums)))
+    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    tail = (1 - level) / 2 * 100
+    return np.percentile(means, [tail, 100 - tail]).round(6).tolist()
+
+
+def row_log_loss(probabilities: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each row's log-loss."""
+    return -np.log(np.clip(np.asarray(probabilities)[np.arange(len(y)), y], PROBABILITY_FLOOR, 1.0))
+
+
 def time_blocks(timestamps: np.ndarray, block_length: int) -> np.ndarray:
     """Block id of each row: consecutive runs of `block_length` unique timestamps."""
     _, time_index = np.unique(timestamps, return_inverse=True)

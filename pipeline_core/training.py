@@ -32,6 +32,7 @@ from pipeline_core.evaluation import evaluate_pipeline
 from pipeline_core.features import get_feature_set
 from pipeline_core.inputs import FeatureRows, ModelInputs, featurize
 from pipeline_core.labels import labels_to_index, triple_barrier_labels
+from pipeline_core.metrics import time_blocks
 from pipeline_core.models import MODEL_FAMILIES, create_model
 from pipeline_core.monitoring import ReferenceStats
 from pipeline_core.pipeline import InferenceConfig, InferencePipeline, model_key
@@ -245,7 +246,8 @@ def fit_calibrators(data: TrainingData, raw: dict[str, np.ndarray]) -> dict[str,
     """One calibrator per model and horizon, chosen out of sample on the calibration window."""
     return {
         model_key(name, h): select_calibrator(
-            raw[model_key(name, h)], split.y[split.calibration], split.folds, fallback_reason=split.folds_note
+            raw[model_key(name, h)], split.y[split.calibration], split.folds,
+            blocks=time_blocks(data.rows.timestamps[split.calibration], h), fallback_reason=split.folds_note,
         )
         for h, split in data.splits.items()
         for name in data.config.model_names
