@@ -127,8 +127,12 @@ def ensembles(data_lake: DataLakeResource, training: TrainingResource) -> dg.Mat
         raw = calibration_probabilities(data, inputs, models)
         fitted = fit_ensembles(data, raw, build.load_calibrators(), training.train_options())
     build.save_ensembles(fitted, info)
+    selection = [{"horizon": h, "chosen": e.method, **{f"cv {m}": v for m, v in e.selection_["cv_log_loss"].items()},
+                  "clearly better": e.selection_["best"] if e.selection_["clearly_better"] else ""}
+                 for h, e in sorted(fitted.items())]
     return dg.MaterializeResult(metadata={
         "method": ", ".join(sorted({e.method for e in fitted.values()})) or "none",
+        "selection": dg.MetadataValue.md(markdown.table(selection)),
         "horizons": ", ".join(str(h) for h in sorted(fitted)),
         "seconds": info["seconds"],
     })
@@ -161,7 +165,7 @@ def deployment_bundle(data_lake: DataLakeResource, bundles: BundleStoreResource)
         "bundle_path": dg.MetadataValue.path(str(path)),
         "manifest_sha256": digest,
         "training_seconds": round(training_seconds, 1),
-        "evaluation": dg.MetadataValue.md(markdown.table(pipeline.evaluation["table"])),
+        "evaluation": dg.MetadataValue.md(markdown.table(_evaluation_rows(pipeline.evaluation))),
         **_headline(pipeline.evaluation),
         "calibration_plot": dg.MetadataValue.md(_calibration_plots(data, inputs, pipeline)),
     })
@@ -190,6 +194,17 @@ def _class_balance(data) -> list[dict]:
         for index, value in enumerate(CLASSES):
             rows.append({"horizon": horizon, "class": CLASS_NAMES[value], "share": float(counts[index] / counts.sum())})
     return rows
+
+
+def _evaluation_rows(evaluation: dict) -> list[dict]:
+    """The evaluation table for the UI: every row, log-loss with its 90% interval."""
+    return [
+        {"horizon": row["horizon"], "model": row["model"], "stage": row["stage"], "symbol": row["symbol"],
+         "calibration": row.get("calibration", ""), "log_loss": row["log_loss"],
+         "90% CI": "{:.4f}..{:.4f}".format(*row["log_loss_ci"]), "brier": row["brier"],
+         "accuracy": row["accuracy"], "macro_f1": row["macro_f1"], "ece": row["ece"]}
+        for row in evaluation["table"]
+    ]
 
 
 def _headline(evaluation: dict) -> dict[str, float]:
