@@ -148,11 +148,16 @@ class TrainingResource(dg.ConfigurableResource):
 
     model_names: list[str] = Field(default=["xgboost", "lightgbm"])
     feature_set: str = Field(default=DEFAULT_FEATURE_SET, description="A registered feature set (pipeline_core.features).")
-    ensemble_method: str = Field(default="stacking", description="stacking or voting")
+    ensemble_method: str = Field(default="stacking", description="stacking, voting or single (the best model)")
+    auto_ensemble: bool = Field(
+        default=False, description="Take the combination that wins out of sample instead of ensemble_method."
+    )
     max_boosting_rounds: int = Field(
         default=300, description="n_estimators of the boosting models (early stopping may stop sooner)."
     )
-    stacking_folds: int = Field(default=4, description="Walk-forward folds of the stacking meta-learner.")
+    stacking_folds: int = Field(
+        default=4, description="Walk-forward folds in the calibration window (calibrator and ensemble choice)."
+    )
     threads: int = Field(default=2, description="Threads per boosting model (the machine's cores).")
     train_start: str = Field(default="", description="First date of history (YYYY-MM-DD); empty: the first.")
     train_end: str = Field(default="", description="Last date of history (YYYY-MM-DD); empty: the last.")
@@ -170,7 +175,9 @@ class TrainingResource(dg.ConfigurableResource):
             for name in self.model_names
             if "n_estimators" in model_class(name).default_params
         }
-        return TrainOptions(stacking_folds=self.stacking_folds, model_params=boosting, seed=self.seed)
+        return TrainOptions(
+            stacking_folds=self.stacking_folds, model_params=boosting, seed=self.seed, auto_ensemble=self.auto_ensemble
+        )
 
     def window(self, available: list[date]) -> tuple[date, date]:
         """The training dates: the configured bounds, defaulting to the available history."""
