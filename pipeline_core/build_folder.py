@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from pipeline_core.atomic import atomic_folder
-from pipeline_core.calibration import TemperatureCalibrator
+from pipeline_core.calibration import calibrator_from_dict
 from pipeline_core.ensemble import ensemble_from_dict
 from pipeline_core.errors import BundleError
 from pipeline_core.inputs import FeatureRows
@@ -136,13 +136,13 @@ class BuildFolder:
         folder = self.stage_dir("base_models")
         return {key: load_model(family, folder / key) for key, family in _read_json(folder / "index.json").items()}
 
-    def save_calibrators(self, calibrators: dict[str, TemperatureCalibrator], info: dict[str, Any]) -> Path:
+    def save_calibrators(self, calibrators: dict[str, Any], info: dict[str, Any]) -> Path:
         payload = {key: calibrator.to_dict() for key, calibrator in calibrators.items()}
         return self.write_stage("calibrators", lambda f: _write_json(f / "calibrators.json", payload), info)
 
-    def load_calibrators(self) -> dict[str, TemperatureCalibrator]:
+    def load_calibrators(self) -> dict[str, Any]:
         payload = _read_json(self.stage_dir("calibrators") / "calibrators.json")
-        return {key: TemperatureCalibrator.from_dict(data) for key, data in payload.items()}
+        return {key: calibrator_from_dict(data) for key, data in payload.items()}
 
     def save_ensembles(self, ensembles: dict[int, Any], info: dict[str, Any]) -> Path:
         payload = {str(h): ensemble.to_dict() for h, ensemble in ensembles.items()}

@@ -5,8 +5,10 @@ the model was trained on). Temperature scaling divides the log-probabilities by 
 scalar T and renormalises: T > 1 softens an over-confident model, T < 1 sharpens an
 under-confident one. With `class_bias=True` a per-class offset is learned as well,
 softmax(log p / T + b), which corrects a shift in class priors such as the one
-class-weighted training leaves. A calibrator may also be the identity: `select_calibrator`
-(in `calibration_selection`) keeps the raw probabilities unless a method wins out of sample.
+class-weighted training leaves. `SigmoidCalibrator` is one-vs-rest Platt scaling (a
+logistic regression per class on that class's log-odds, then rows renormalised). A
+calibrator may also be the identity: `select_calibrator` (in `calibration_selection`) keeps
+the raw probabilities unless a method wins out of sample.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
 from pipeline_core.errors import ConfigError, DataValidationError, NotFittedError
@@ -24,7 +27,8 @@ from pipeline_core.models.base import N_CLASSES, validate_class_indices
 ECE_BINS = 15
 ROW_SUM_TOLERANCE = 1e-3
 CALIBRATOR_FORMAT_VERSION = 2  # 2: identity choice, bias bound, selection evidence
-CHOICES = ("identity", "temperature", "temperature+bias")
+CHOICES = ("identity", "temperature", "temperature+bias", "sigmoid")
+LOGIT_CLIP = 1e-6  # probabilities are clipped to [LOGIT_CLIP, 1 - LOGIT_CLIP] before the log-odds
 
 
 class TemperatureCalibrator:
@@ -52,10 +56,14 @@ class TemperatureCalibrator:
 
     @classmethod
     def for_choice(cls, choice: str, **params: Any) -> TemperatureCalibrator:
-        """An unfitted calibrator of one of `CHOICES`."""
-        if choice not in CHOICES:
-            raise ConfigError(f"Calibration choice {choice!r} is unknown: expected one of {list(CHOICES)}.")
+        """An unfitted calibrator of one of `TEMPERATURE_CHOICES`."""
+        if choice not in TEMPERATURE_CHOICES:
+            raise ConfigError(f"Calibration choice {choice!r} is unknown: expected one of {list(TEMPERATURE_CHOICES)}.")
         return cls(**params, class_bias=choice == "temperature+bias", identity=choice == "identity")
+
+    def parameters(self) -> dict[str, Any]:
+        """The learned values, rounded, for tables."""
+        return {"temperature": round(float(self.temperature_), 4), "bias": [round(float(b), 4) for b in self.bias_]}
 
     @property
     def choice(self) -> str:
@@ -155,6 +163,91 @@ class TemperatureCalibrator:
         if data.get("selection") is not None:
             calibrator.selection_ = data["selection"]
         return calibrator
+
+
+TEMPERATURE_CHOICES = CHOICES[:3]
+
+
+class SigmoidCalibrator:
+    """One-vs-rest Platt scaling: per class k, p_k' = sigmoid(a_k * logit(p_k) + b_k), fit by
+    sklearn's LogisticRegression on held-out rows; rows are then renormalised to sum to 1.
+    Learned: `coef_` (3,), `intercept_` (3,), `n_samples_`."""
+
+    method = "sigmoid"
+    choice = "sigmoid"
+
+    def __init__(self, C: float = 1.0) -> None:
+        self.C = C
+
+    def fit(self, probs: np.ndarray, y: np.ndarray) -> SigmoidCalibrator:
+        log_odds = _log_odds(validate_probabilities(probs, "probs"))
+        y = validate_class_indices(y)
+        _check_same_rows(log_odds, y)
+        coef, intercept = np.ones(N_CLASSES), np.zeros(N_CLASSES)
+        for k in range(N_CLASSES):
+            target = (y == k).astype(np.int64)
+            if 0 < target.sum() < len(target):  # a class absent from the rows keeps the identity map
+                fitted = LogisticRegression(C=self.C).fit(log_odds[:, k : k + 1], target)
+                coef[k], intercept[k] = float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
+        self.coef_, self.intercept_, self.n_samples_ = coef, intercept, int(len(y))
+        return self
+
+    def transform(self, probs: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("This SigmoidCalibrator is not fitted yet: call fit(probs, y) first.")
+        scaled = 1.0 / (1.0 + np.exp(-(_log_odds(validate_probabilities(probs, "probs")) * self.coef_ + self.intercept_)))
+        return scaled / scaled.sum(axis=1, keepdims=True)
+
+    def parameters(self) -> dict[str, Any]:
+        return {"coef": [round(float(c), 4) for c in self.coef_], "intercept": [round(float(b), 4) for b in self.intercept_]}
+
+    def to_dict(self) -> dict[str, Any]:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("This SigmoidCalibrator is not fitted: nothing to save.")
+        return {
+            "method": self.method, "format_version": CALIBRATOR_FORMAT_VERSION, "choice": self.choice,
+            "C": float(self.C), "coef": self.coef_.tolist(), "intercept": self.intercept_.tolist(),
+            "n_samples": self.n_samples_, "selection": getattr(self, "selection_", None),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SigmoidCalibrator:
+        if data.get("method") != cls.method or data.get("format_version") != CALIBRATOR_FORMAT_VERSION:
+            raise ConfigError(
+                f"Calibrator {data.get('method')!r} format {data.get('format_version')!r} cannot be read by "
+                f"SigmoidCalibrator: expected {cls.method!r} format {CALIBRATOR_FORMAT_VERSION}."
+            )
+        try:
+            calibrator = cls(C=float(data["C"]))
+            calibrator.coef_ = np.asarray(data["coef"], dtype=np.float64)
+            calibrator.intercept_ = np.asarray(data["intercept"], dtype=np.float64)
+            calibrator.n_samples_ = int(data["n_samples"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"Sigmoid calibrator dict is incomplete or malformed ({err!r}).") from err
+        if calibrator.coef_.shape != (N_CLASSES,) or calibrator.intercept_.shape != (N_CLASSES,):
+            raise ConfigError(f"Sigmoid calibrator needs {N_CLASSES} coefficients and intercepts.")
+        if data.get("selection") is not None:
+            calibrator.selection_ = data["selection"]
+        return calibrator
+
+
+CALIBRATORS: dict[str, type[TemperatureCalibrator] | type[SigmoidCalibrator]] = {
+    TemperatureCalibrator.method: TemperatureCalibrator,
+    SigmoidCalibrator.method: SigmoidCalibrator,
+}
+
+
+def calibrator_from_dict(data: dict[str, Any], method: str | None = None):
+    """Rebuild a fitted calibrator; `method` (the bundle manifest's loader) must match the file's."""
+    method = method or data.get("method")
+    if method not in CALIBRATORS:
+        raise ConfigError(f"Unknown calibrator {method!r}: expected one of {sorted(CALIBRATORS)}.")
+    return CALIBRATORS[method].from_dict(data)
+
+
+def _log_odds(probs: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probs, LOGIT_CLIP, 1.0 - LOGIT_CLIP)
+    return np.log(clipped) - np.log1p(-clipped)
 
 
 def _calibrator_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:

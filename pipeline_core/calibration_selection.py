@@ -1,13 +1,14 @@
 """Choosing each model's calibrator out of sample: the identity unless a method wins.
 
-Candidates are the identity, temperature only, and temperature plus class bias, with
-their parameters bounded to sane ranges. Each is fit on the earlier rows of every
+Candidates are the identity, temperature only, temperature plus class bias (bounded to
+sane ranges) and one-vs-rest sigmoid (Platt) scaling. Each is fit on the earlier rows of every
 walk-forward fold of the calibration window and scored on the fold's later rows. Going up
 that ladder one step at a time, a method replaces the simpler choice only when its pooled
 out-of-fold log-loss is lower by more than `min_gain` and the 90% block-bootstrap interval
 of the paired per-row difference lies below zero: a gain within the noise of a small,
 serially dependent window (such as a class bias that only learns the window's local class
-mix) is not taken. A window too small for the folds keeps the identity and says why. The chosen method is then refit on the whole
+mix) is not taken. Sigmoid scaling then challenges the winner of that ladder by the same
+rule. A window too small for the folds keeps the identity and says why. The chosen method is then refit on the whole
 window, and the evidence travels with it (`selection_`, saved in the bundle).
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline_core.calibration import CHOICES, TemperatureCalibrator
+from pipeline_core.calibration import CHOICES, TEMPERATURE_CHOICES, SigmoidCalibrator, TemperatureCalibrator
 from pipeline_core.metrics import paired_difference_interval, row_log_loss
 from pipeline_core.splits import Fold
 
@@ -24,15 +25,17 @@ SANE_BIAS = 1.0  # per-class log-odds offset
 MIN_GAIN = 0.002  # nats of pooled out-of-fold log-loss a method must win by
 
 
-def calibrator_of(choice: str) -> TemperatureCalibrator:
-    """An unfitted calibrator of `choice` with the sane bounds."""
+def calibrator_of(choice: str) -> TemperatureCalibrator | SigmoidCalibrator:
+    """An unfitted calibrator of `choice` (one of `CHOICES`) with the sane bounds."""
+    if choice == SigmoidCalibrator.choice:
+        return SigmoidCalibrator()
     return TemperatureCalibrator.for_choice(choice, bounds=SANE_TEMPERATURE, bias_bound=SANE_BIAS)
 
 
 def select_calibrator(
     probs: np.ndarray, y: np.ndarray, folds: list[Fold], blocks: np.ndarray | None = None,
     min_gain: float = MIN_GAIN, fallback_reason: str = "",
-) -> TemperatureCalibrator:
+) -> TemperatureCalibrator | SigmoidCalibrator:
     """The calibrator that wins out of sample over `folds` (positions into probs / y), fitted
     on all rows; the identity when no fold is given (`fallback_reason` says why). `blocks`
     (a block id per row, e.g. `metrics.time_blocks`) groups dependent rows; default: none."""
@@ -57,9 +60,10 @@ def _fold_losses(choice: str, probs: np.ndarray, y: np.ndarray, fold: Fold) -> n
 
 
 def _decide(losses: dict[str, np.ndarray], blocks: np.ndarray, min_gain: float) -> tuple[str, str]:
-    """Climb from the identity while the next method beats the current choice beyond noise."""
+    """Climb from the identity while the next method beats the current choice beyond noise;
+    then let sigmoid scaling challenge the choice."""
     choice, steps = "identity", []
-    for candidate in CHOICES[1:]:
+    for candidate in [*TEMPERATURE_CHOICES[1:], SigmoidCalibrator.choice]:
         difference = losses[candidate] - losses[choice]
         low, high = paired_difference_interval(difference, blocks)
         steps.append(f"{candidate} vs {choice}: {difference.mean():+.4f} (90% CI {low:+.4f}..{high:+.4f})")

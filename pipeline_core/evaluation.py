@@ -116,8 +116,7 @@ def _row(horizon: int, model: str, stage: str, probabilities: np.ndarray, y: np.
 def _calibration_record(calibrator) -> dict[str, Any]:
     return {
         "choice": calibrator.choice,
-        "temperature": round(float(calibrator.temperature_), 4),
-        "bias": [round(float(b), 4) for b in calibrator.bias_],
+        **calibrator.parameters(),
         "selection": getattr(calibrator, "selection_", None),
     }
 

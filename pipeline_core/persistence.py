@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline_core.bundle import Component, new_manifest, verify_bundle, write_bundle
-from pipeline_core.calibration import TemperatureCalibrator
+from pipeline_core.calibration import calibrator_from_dict
 from pipeline_core.ensemble import ensemble_from_dict
 from pipeline_core.errors import BundleError
 from pipeline_core.labels import CLASSES
@@ -39,7 +39,7 @@ LOADERS: dict[str, Callable[[Path, str], Any]] = {
     "config": lambda path, _: _read_json(path),
     "scaler": lambda path, _: scaler_from_dict(_read_json(path)),
     "model": lambda path, family: load_model(family, path),
-    "calibrator": lambda path, _: TemperatureCalibrator.from_dict(_read_json(path)),
+    "calibrator": lambda path, method: calibrator_from_dict(_read_json(path), method),
     "ensemble": lambda path, _: ensemble_from_dict(_read_json(path)),
     "reference": lambda path, _: ReferenceStats.from_dict(_read_json(path)),
     "evaluation": lambda path, _: _read_json(path),
@@ -60,7 +60,7 @@ def _write_components(pipeline, root: Path) -> list[Component]:
         components.append(Component("model", key, f"models/{key}", model.family))
     for key, calibrator in pipeline._calibrators.items():
         _write_json(root / "calibrators" / f"{key}.json", calibrator.to_dict())
-        components.append(Component("calibrator", key, f"calibrators/{key}.json", "temperature"))
+        components.append(Component("calibrator", key, f"calibrators/{key}.json", calibrator.method))
     for horizon, ensemble in pipeline._meta_learner.items():
         _write_json(root / "ensemble" / f"meta_h{horizon}.json", ensemble.to_dict())
         components.append(Component("ensemble", f"meta_h{horizon}", f"ensemble/meta_h{horizon}.json", ensemble.method))

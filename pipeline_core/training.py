@@ -23,7 +23,6 @@ from typing import Any, Callable
 import numpy as np
 import polars as pl
 
-from pipeline_core.calibration import TemperatureCalibrator
 from pipeline_core.calibration_selection import calibrator_of, select_calibrator
 from pipeline_core.data import check_bar_intervals, validate_ohlcv
 from pipeline_core.ensemble_selection import select_ensemble
@@ -242,7 +241,7 @@ def calibration_probabilities(
     }
 
 
-def fit_calibrators(data: TrainingData, raw: dict[str, np.ndarray]) -> dict[str, TemperatureCalibrator]:
+def fit_calibrators(data: TrainingData, raw: dict[str, np.ndarray]) -> dict[str, Any]:
     """One calibrator per model and horizon, chosen out of sample on the calibration window."""
     return {
         model_key(name, h): select_calibrator(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss
 
-from pipeline_core.calibration import TemperatureCalibrator, softmax
+from pipeline_core.calibration import SigmoidCalibrator, TemperatureCalibrator, calibrator_from_dict, softmax
 from pipeline_core.calibration_selection import SANE_BIAS, SANE_TEMPERATURE, select_calibrator
 from pipeline_core.errors import ConfigError
 from pipeline_core.splits import walk_forward_folds
@@ -31,7 +31,8 @@ def test_calibrated_probabilities_keep_the_identity(logits_labels_folds):
     assert calibrator.choice == "identity"
     assert np.array_equal(calibrator.transform(softmax(logits)), softmax(logits))
     evidence = calibrator.selection_
-    assert evidence["folds"] == 4 and set(evidence["cv_log_loss"]) == {"identity", "temperature", "temperature+bias"}
+    assert evidence["folds"] == 4
+    assert set(evidence["cv_log_loss"]) == {"identity", "temperature", "temperature+bias", "sigmoid"}
 
 
 def test_an_overconfident_model_gets_a_temperature_within_sane_bounds(logits_labels_folds):
@@ -93,3 +94,19 @@ def test_selection_never_makes_held_out_log_loss_much_worse(logits_labels_folds)
         calibrator = select_calibrator(probs[:cut], y[:cut], walk_forward_folds(times, n_folds=4, horizon=5))
         after = log_loss(y[cut:], calibrator.transform(probs[cut:]))
         assert after <= log_loss(y[cut:], probs[cut:]) + 0.003
+
+
+def test_sigmoid_scaling_fixes_per_class_miscalibration_and_round_trips(logits_labels_folds):
+    logits, y, folds = logits_labels_folds
+    calibrated = softmax(logits)
+    odds = np.log(calibrated) - np.log1p(-calibrated)
+    distorted = 1 / (1 + np.exp(-(odds * np.array([2.0, 0.5, 1.0]) + np.array([0.0, 0.8, -0.5]))))
+    distorted /= distorted.sum(axis=1, keepdims=True)
+    sigmoid = SigmoidCalibrator().fit(distorted[: N // 2], y[: N // 2])
+    held_out = y[N // 2 :]
+    assert log_loss(held_out, sigmoid.transform(distorted[N // 2 :])) < log_loss(held_out, distorted[N // 2 :]) - 0.01
+    restored = calibrator_from_dict(json.loads(json.dumps(sigmoid.to_dict())), "sigmoid")
+    assert np.array_equal(restored.transform(distorted), sigmoid.transform(distorted))
+    with pytest.raises(ConfigError, match="Unknown calibrator 'isotonic'"):
+        calibrator_from_dict(sigmoid.to_dict(), "isotonic")
+    assert select_calibrator(distorted, y, folds).choice != "identity"

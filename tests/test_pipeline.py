@@ -10,8 +10,6 @@ from pipeline_core.pipeline import InferenceConfig, InferencePipeline
 from pipeline_core.profiles import PROFILES, profile_config
 from pipeline_core.training import TrainOptions, train_pipeline
 
-from conftest import TINY_MODEL_PARAMS
-
 
 def test_config_rejects_unknown_model_empty_list_bad_horizon_and_method():
     with pytest.raises(ConfigError, match=r"Unknown model names \['randomforest'\]"):
@@ -77,7 +75,8 @@ def test_predict_refuses_a_horizon_the_bundle_was_not_trained_for(tiny_pipeline,
 
 def test_without_ensemble_the_best_single_model_is_final_and_every_model_is_returned(tiny_market):
     config = InferenceConfig(model_names=["xgboost", "lightgbm"], horizons=[20], use_ensemble=False)
-    pipeline = train_pipeline(tiny_market, config, TrainOptions(model_params=TINY_MODEL_PARAMS))
+    boosting = {"n_estimators": 30, "n_jobs": 1}
+    pipeline = train_pipeline(tiny_market, config, TrainOptions(model_params={"xgboost": boosting, "lightgbm": boosting}))
     chosen = pipeline.ensembles[20]
     assert chosen.method == "single" and pipeline.final_name(20) == chosen.model_name_
     assert chosen.selection_["chosen"] == "single"

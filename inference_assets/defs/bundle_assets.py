@@ -106,11 +106,10 @@ def calibrators(data_lake: DataLakeResource) -> dg.MaterializeResult:
     with _timed(info):
         fitted = fit_calibrators(data, calibration_probabilities(data, inputs, models))
     build.save_calibrators(fitted, info)
-    choices = [{"model": key, "calibration": c.choice, "temperature": round(float(c.temperature_), 4),
-                "reason": c.selection_["reason"]} for key, c in sorted(fitted.items())]
+    choices = [{"model": key, "calibration": c.choice, "parameters": c.parameters(), "reason": c.selection_["reason"]}
+               for key, c in sorted(fitted.items())]
     return dg.MaterializeResult(metadata={
         "calibration": dg.MetadataValue.md(markdown.table(choices)),
-        **{f"temperature {row['model']}": row["temperature"] for row in choices},
         "seconds": info["seconds"],
     })
 

@@ -40,7 +40,7 @@ def test_bundle_assets_build_and_promote_a_bundle(lab):
     assert bundle["bundle_path"].value == str(store.path("pipeline_v1"))
     assert "| horizon | model | stage |" in bundle["evaluation"].value
     assert "| class prior | baseline |" in bundle["evaluation"].value
-    assert "| model | calibration | temperature | reason |" in _metadata(lab.bundle_result, "calibrators")["calibration"].value
+    assert "| model | calibration | parameters | reason |" in _metadata(lab.bundle_result, "calibrators")["calibration"].value
     assert "| horizon | chosen | cv stacking | cv voting | cv single |" in _metadata(lab.bundle_result, "ensembles")["selection"].value
     assert bundle["calibration_plot"].value.count("data:image/png;base64,") == 4
     assert bundle["training_seconds"].value > 0
