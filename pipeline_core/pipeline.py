@@ -88,7 +88,8 @@ class InferenceResult:
     probabilities: np.ndarray  # (n_samples, 3), columns [-1, 0, 1]
     confidence: np.ndarray  # max probability
     inference_time_ms: float
-    model_outputs: dict[str, np.ndarray] = field(default_factory=dict)  # calibrated, per model
+    model_outputs: dict[str, np.ndarray] = field(default_factory=dict)  # calibrated, every model
+    final_model: str = ""  # what gave `probabilities`: a model name or "ensemble (<method>)"
     horizon: int = 0
     timestamps: np.ndarray | None = None  # of the scored rows
     symbols: np.ndarray | None = None
@@ -236,6 +237,7 @@ class InferencePipeline:
             confidence=probabilities.max(axis=1),
             inference_time_ms=(time.perf_counter() - started) * 1000,
             model_outputs=calibrated,
+            final_model=self.final_name(horizon),
             horizon=horizon,
             timestamps=_subset(inputs.timestamps, positions),
             symbols=_subset(inputs.symbols, positions),

@@ -143,7 +143,7 @@ def _window_size(rows: FeatureRows, idx: np.ndarray, horizon: int) -> dict[str, 
             "symbols": sorted(str(s) for s in np.unique(rows.symbols[idx]))}
 
 
-def _check_window_sizes(sizes: dict[str, dict[str, Any]], horizon: int, minimum: dict[str, int]) -> None:
+def _check_window_sizes(sizes: dict[str, dict[str, Any]], horizon: int, minimum: dict[str, float]) -> None:
     """InsufficientHistoryError naming every window (but calibration, which falls back) that is too small."""
     short = {
         name: size["periods"] for name, size in sizes.items()

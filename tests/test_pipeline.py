@@ -82,7 +82,7 @@ def test_without_ensemble_the_best_single_model_is_final_and_every_model_is_retu
     assert chosen.selection_["chosen"] == "single"
     assert set(chosen.selection_["cv_log_loss"]) == {"stacking", "voting", "single"}
     result = pipeline.predict(tiny_market, horizon=20)
-    assert set(result.model_outputs) == {"xgboost", "lightgbm"}
+    assert set(result.model_outputs) == {"xgboost", "lightgbm"} and result.final_model == chosen.model_name_
     np.testing.assert_array_equal(result.probabilities, result.model_outputs[chosen.model_name_])
 
 
