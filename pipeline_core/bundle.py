@@ -24,9 +24,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline_core.atomic import atomic_folder, atomic_write_text
-from pipeline_core.errors import BundleError, BundleFormatError, BundleIntegrityError
+from pipeline_core.errors import BundleError, BundleFormatError, BundleIntegrityError, NotDeployableError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: `deployable` (the skill gate); calibrator and ensemble files of format 2
 MANIFEST_FILE = "manifest.json"
 LIBRARIES = ("numpy", "polars", "scikit-learn", "xgboost", "lightgbm", "catboost", "torch")
 MAX_SHOWN = 5
@@ -61,6 +61,7 @@ class Manifest:
     files: dict[str, str]  # relative path -> sha256
     training_window: dict[str, str] = field(default_factory=dict)
     label_spec: dict[str, Any] = field(default_factory=dict)
+    deployable: bool | None = None  # None: saved before the skill gate (format 1), not judged
 
     def __post_init__(self) -> None:
         if not isinstance(self.format_version, int) or self.format_version < 1:
@@ -73,6 +74,8 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        if not isinstance(data, dict):
+            raise BundleFormatError(f"Manifest is malformed: expected a JSON object, got {type(data).__name__}.")
         version = data.get("format_version")
         if isinstance(version, int) and version > FORMAT_VERSION:
             raise BundleFormatError(
@@ -203,6 +206,7 @@ def rehash_bundle(path: str | Path) -> None:
 
 VERSION_PATTERN = re.compile(r"^pipeline_v(\d+)$")
 LIVE_POINTER = "LIVE"
+DECISIONS_DIR = "decisions"
 
 
 class BundleStore:
@@ -241,9 +245,57 @@ class BundleStore:
             raise BundleError(f"No live bundle under {self.root}: build one, then promote it.")
         return self.path(version)
 
-    def promote(self, version: str) -> Path:
-        """Point LIVE at `version` after checking the bundle verifies."""
+    def manifest(self, version: str) -> Manifest:
+        """The verified manifest of `version` (every file hash-checked)."""
+        return verify_bundle(self.path(version))
+
+    def summary(self, version: str) -> dict[str, Any]:
+        """The verified manifest, config, metadata and evaluation of `version`, without its models."""
+        manifest = self.manifest(version)
+        folder = self.path(version)
+        try:
+            stored = json.loads((folder / "config.json").read_text())
+            evaluation = json.loads((folder / "evaluation.json").read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise BundleFormatError(f"Bundle {folder} has an unreadable config or evaluation: {err}.") from err
+        return {"manifest": manifest, "config": stored["config"], "metadata": stored.get("metadata", {}),
+                "evaluation": evaluation}
+
+    def promote(self, version: str, force: bool = False, reason: str = "") -> Path:
+        """Point LIVE at `version` after checking the bundle verifies and is deployable.
+
+        A bundle marked not deployable (no skill on its test window) is refused unless
+        `force`; a forced promotion is recorded under `decisions/` with `reason` first."""
         name = self._normalize(version)
-        verify_bundle(self.root / name)
+        manifest = verify_bundle(self.root / name)
+        if manifest.deployable is False:
+            if not force:
+                raise NotDeployableError(
+                    f"Bundle {name} is marked not deployable: its final model is no better than the class "
+                    "prior on its test window (see its evaluation.json 'skill'). Promote it anyway only "
+                    "deliberately: `inference-pipeline bundles promote --force --reason TEXT`."
+                )
+            self.record_decision(f"{name}-forced-{_utc_stamp()}", {
+                "candidate": name, "live_before": self.live_version(), "promoted": True, "forced": True,
+                "reasons": [f"forced promotion of a bundle marked not deployable: {reason or 'no reason given'}"],
+            })
         atomic_write_text(self.root / LIVE_POINTER, name + "\n")
         return self.root / name
+
+    def record_decision(self, name: str, decision: dict[str, Any]) -> Path:
+        """Write a promotion decision to `decisions/<name>.json` (atomically)."""
+        path = self.root / DECISIONS_DIR / f"{name}.json"
+        return atomic_write_text(path, json.dumps({"recorded_at": _utc_stamp(), **decision}, indent=2, default=_plain))
+
+
+def _utc_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _plain(value: Any) -> Any:
+    """JSON for numpy scalars (via .item()) and dates (ISO text)."""
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -29,6 +29,10 @@ class BundleIntegrityError(BundleError):
     """A bundle file is changed, missing, extra, or outside the bundle."""
 
 
+class NotDeployableError(BundleError):
+    """A bundle without skill (or of unknown skill) was asked to go live without --force."""
+
+
 class BundleFormatError(BundleError):
     """A bundle was written by an unknown or newer format version."""
 

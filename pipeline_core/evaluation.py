@@ -23,6 +23,7 @@ from pipeline_core.metrics import (
     time_blocks,
 )
 from pipeline_core.pipeline import model_key
+from pipeline_core.skill import assess_skill
 
 ALL_SYMBOLS = "all"
 BASELINES = ("class prior", "train prior", "persistence")
@@ -35,7 +36,7 @@ def evaluate_pipeline(data, inputs, pipeline) -> dict[str, Any]:
         rows, headline = _evaluate_horizon(data, inputs, pipeline, split)
         table.extend(rows)
         summary[f"h{horizon}"] = headline
-    return {"table": table, "summary": summary}
+    return {"table": table, "summary": summary, "skill": assess_skill(summary)}
 
 
 def _evaluate_horizon(data, inputs, pipeline, split) -> tuple[list[dict], dict[str, Any]]:

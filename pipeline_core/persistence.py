@@ -82,6 +82,7 @@ def save_pipeline(pipeline, path: Path) -> None:
         classes=list(CLASSES),
         training_window=pipeline.metadata.get("training_window", {}),
         label_spec=pipeline.metadata.get("label_spec", {}),
+        deployable=pipeline.evaluation.get("skill", {}).get("deployable"),
     )
     write_bundle(path, lambda root: _write_components(pipeline, root), fields)
     pipeline.version = path.name

@@ -3,24 +3,22 @@
 `retrain_and_gate` trains a candidate bundle on a rolling window of raw dates ending just
 before a held-out tail, saves it as the next `pipeline_vN`, audits it (lookahead, warm-up,
 native parity, save/load parity) on the held-out days, compares it with the live bundle
-on those days, and promotes it (an atomic swap of the LIVE pointer) only when every audit
-passes and its log-loss is no worse than the live bundle's plus a tolerance. The decision
-and its reasons are written next to the bundles as JSON.
+on those days, and promotes it (an atomic swap of the LIVE pointer) only when it has skill
+on its own test window (the skill gate), every audit passes and its holdout log-loss is no
+worse than the live bundle's plus a tolerance. The decision and its reasons are written
+next to the bundles as JSON before LIVE moves.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from pipeline_core.atomic import atomic_write_text
-from pipeline_core.bundle import BundleStore
+from pipeline_core.bundle import DECISIONS_DIR, BundleStore
 from pipeline_core.data import list_partition_dates, read_bars
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.metrics import classification_metrics
@@ -29,7 +27,7 @@ from pipeline_core.pipeline import InferenceConfig, InferencePipeline
 from pipeline_core.training import TrainOptions, train_pipeline
 from pipeline_core.validation import run_audits
 
-DECISIONS_DIR = "decisions"
+__all__ = ["DECISIONS_DIR", "PromotionDecision", "RetrainPolicy", "judge_candidate", "retrain_and_gate"]
 
 
 @dataclass(frozen=True)
@@ -105,9 +103,9 @@ def retrain_and_gate(
     candidate = InferencePipeline.load(store.path(version))
     decision = judge_candidate(raw_root, store, version, candidate, holdout, horizon, policy)
     decision.train_dates = [d.isoformat() for d in train_dates]
+    record_decision(store, decision)  # before LIVE moves: a promotion is never unrecorded
     if decision.promoted:
         store.promote(version)
-    record_decision(store, decision)
     return decision
 
 
@@ -128,6 +126,8 @@ def judge_candidate(
     )
     failed = [name for name, passed in decision.audits.items() if not passed]
     decision.reasons += [f"audit failed: {name}" for name in failed]
+    if candidate.manifest is not None and candidate.manifest.deployable is False:
+        decision.reasons.append(f"no skill: {candidate.evaluation['skill']['reason']}")
     if live_version is not None:
         live = InferencePipeline.load(store.path(live_version))
         if horizon in live.config.horizons:
@@ -148,19 +148,9 @@ def _live_lookback(store: BundleStore) -> int:
     version = store.live_version()
     if version is None:
         return 0
-    manifest = json.loads((store.path(version) / "manifest.json").read_text())
-    return int(manifest["required_lookback"])
+    return store.manifest(version).required_lookback
 
 
 def record_decision(store: BundleStore, decision: PromotionDecision) -> Path:
     """Write the decision to `<store>/decisions/<candidate>.json` (atomically)."""
-    path = store.root / DECISIONS_DIR / f"{decision.candidate}.json"
-    return atomic_write_text(path, json.dumps(decision.to_dict(), indent=2, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, (date, timedelta)):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return store.record_decision(decision.candidate, decision.to_dict())

@@ -62,6 +62,19 @@ def bundle_copy(tiny_bundle, tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def skilled_pipeline(tiny_market):
+    """xgboost + lightgbm, soft voting, h20: a tiny bundle that beats the class prior (deployable)."""
+    from pipeline_core.pipeline import InferenceConfig
+    from pipeline_core.training import TrainOptions, train_pipeline
+
+    boosting = {"n_estimators": 30, "n_jobs": 1}
+    config = InferenceConfig(model_names=["xgboost", "lightgbm"], horizons=[20], ensemble_method="voting")
+    pipeline = train_pipeline(tiny_market, config, TrainOptions(model_params={"xgboost": boosting, "lightgbm": boosting}))
+    assert pipeline.evaluation["skill"]["deployable"], pipeline.evaluation["skill"]["reason"]
+    return pipeline
+
+
+@pytest.fixture(scope="session")
 def tiny_pipeline(tiny_bundle):
     from pipeline_core.pipeline import InferencePipeline
 

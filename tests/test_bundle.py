@@ -129,13 +129,13 @@ def test_save_is_atomic_and_keeps_the_previous_bundle_on_failure(tiny_pipeline, 
     verify_bundle(target)
 
 
-def test_bundle_store_versions_promotion_and_rollback(tiny_pipeline, tmp_path):
+def test_bundle_store_versions_promotion_and_rollback(skilled_pipeline, tmp_path):
     store = BundleStore(tmp_path)
     assert store.next_version() == "pipeline_v1" and store.live_version() is None
     with pytest.raises(BundleError, match="No live bundle"):
         store.live_path()
-    tiny_pipeline.save(store.path(store.next_version()))
-    tiny_pipeline.save(store.path(store.next_version()))
+    skilled_pipeline.save(store.path(store.next_version()))
+    skilled_pipeline.save(store.path(store.next_version()))
     assert store.versions() == ["pipeline_v1", "pipeline_v2"]
     store.promote("v2")
     assert store.live_path() == tmp_path / "pipeline_v2"

@@ -25,7 +25,7 @@ def test_generate_writes_a_partitioned_market(tmp_path, capsys):
 
 def test_train_predict_bundles_and_drift_commands(tmp_path, capsys):
     raw = tmp_path / "ohlcv"
-    assert main(["generate", "--days", "8", "--symbols", "2", "--bars-per-day", "240", "--out", str(raw)]) == 0
+    assert main(["generate", "--days", "8", "--symbols", "3", "--bars-per-day", "390", "--out", str(raw)]) == 0
     deployment = tmp_path / "deployment"
     code = main(["train", "--data", str(raw), "--profile", "multi-horizon", "--horizons", "20",
                  "--out", str(deployment / "pipeline_v1")])

@@ -21,9 +21,6 @@ def _returns(window: int) -> pl.Expr:
     return (pl.col("close").log() - pl.col("close").log().shift(window)).alias(f"r{window}")
 
 
-register_feature_set(
-    FeatureSet.from_expressions("retrain_small", [_returns(1), _returns(5), _returns(20)], lookback=20), replace=True
-)
 # A planted defect: the next bar's return, which the lookahead audit must catch.
 register_feature_set(
     FeatureSet.from_expressions(
@@ -35,7 +32,8 @@ register_feature_set(
 
 @pytest.fixture
 def raw_root(tmp_path):
-    bars = generate_market(MarketSpec(start=date(2024, 5, 1), days=8, symbols=2, bars_per_day=240, seed=5))
+    # Three symbols of full sessions: enough for a 5-day candidate to beat the class prior (the skill gate).
+    bars = generate_market(MarketSpec(start=date(2024, 5, 1), days=8, symbols=3, bars_per_day=390, seed=5))
     write_daily_partitions(bars, tmp_path / "ohlcv")
     return tmp_path / "ohlcv"
 
@@ -46,7 +44,7 @@ def _config(feature_set: str) -> InferenceConfig:
 
 def test_a_passing_candidate_is_promoted_and_the_decision_recorded(raw_root, tmp_path):
     store = BundleStore(tmp_path / "deployment")
-    decision = retrain_and_gate(raw_root, store, END, _config("retrain_small"), POLICY, FAST)
+    decision = retrain_and_gate(raw_root, store, END, _config("ohlcv_v1"), POLICY, FAST)
     assert decision.promoted, decision.reasons
     assert all(decision.audits.values()) and set(decision.audits) >= {"lookahead", "warm-up"}
     assert store.live_version() == decision.candidate == "pipeline_v1"
@@ -57,7 +55,7 @@ def test_a_passing_candidate_is_promoted_and_the_decision_recorded(raw_root, tmp
 
 def test_a_candidate_with_a_planted_leak_is_not_promoted(raw_root, tmp_path):
     store = BundleStore(tmp_path / "deployment")
-    first = retrain_and_gate(raw_root, store, END, _config("retrain_small"), POLICY, FAST)
+    first = retrain_and_gate(raw_root, store, END, _config("ohlcv_v1"), POLICY, FAST)
     decision = retrain_and_gate(raw_root, store, END, _config("retrain_leaky"), POLICY, FAST)
     assert not decision.promoted
     assert "audit failed: lookahead" in decision.reasons
@@ -67,17 +65,17 @@ def test_a_candidate_with_a_planted_leak_is_not_promoted(raw_root, tmp_path):
 
 def test_a_candidate_worse_than_live_is_not_promoted(raw_root, tmp_path):
     store = BundleStore(tmp_path / "deployment")
-    retrain_and_gate(raw_root, store, END, _config("retrain_small"), POLICY, FAST)
+    retrain_and_gate(raw_root, store, END, _config("ohlcv_v1"), POLICY, FAST)
     strict = RetrainPolicy(window_days=5, holdout_days=2, audit_samples=5, tolerance=-1.0)
-    decision = retrain_and_gate(raw_root, store, END, _config("retrain_small"), strict, FAST)
+    decision = retrain_and_gate(raw_root, store, END, _config("ohlcv_v1"), strict, FAST)
     assert not decision.promoted and "worse than live" in decision.reasons[0]
     assert decision.live_metrics["log_loss"] > 0
     assert store.live_version() == "pipeline_v1"
 
 
-def test_concurrent_readers_never_see_a_half_written_bundle_or_pointer(tiny_pipeline, tmp_path):
+def test_concurrent_readers_never_see_a_half_written_bundle_or_pointer(skilled_pipeline, tmp_path):
     store = BundleStore(tmp_path)
-    tiny_pipeline.save(store.path("v1"))
+    skilled_pipeline.save(store.path("v1"))
     store.promote("v1")
     errors, loads = [], []
     stop = threading.Event()
@@ -93,7 +91,7 @@ def test_concurrent_readers_never_see_a_half_written_bundle_or_pointer(tiny_pipe
     for thread in threads:
         thread.start()
     for version in ("v2", "v3"):
-        tiny_pipeline.save(store.path(version))  # written while readers load
+        skilled_pipeline.save(store.path(version))  # written while readers load
         store.promote(version)
         store.promote("v1")
         store.promote(version)

@@ -14,12 +14,14 @@ from contextlib import contextmanager
 
 import dagster as dg
 import numpy as np
+from pydantic import Field
 
 from pipeline_core.batch import CLASS_NAMES
 from pipeline_core.build_folder import BuildFolder
 from pipeline_core.bundle import MANIFEST_FILE
 from pipeline_core.calibration import reliability_plot_png
 from pipeline_core.data import list_partition_dates, read_bars
+from pipeline_core.errors import NotDeployableError
 from pipeline_core.evaluation import evaluate_pipeline
 from pipeline_core.labels import CLASSES
 from pipeline_core.training import (
@@ -166,21 +168,37 @@ def deployment_bundle(data_lake: DataLakeResource, bundles: BundleStoreResource)
         "training_seconds": round(training_seconds, 1),
         "evaluation": dg.MetadataValue.md(markdown.table(_evaluation_rows(pipeline.evaluation))),
         **_headline(pipeline.evaluation),
+        "deployable": pipeline.evaluation["skill"]["deployable"],
+        "skill": pipeline.evaluation["skill"]["reason"],
         "calibration_plot": dg.MetadataValue.md(_calibration_plots(data, inputs, pipeline)),
     })
 
 
-@dg.asset(deps=[deployment_bundle], group_name=GROUP, code_version="1")
-def live_bundle(data_lake: DataLakeResource, bundles: BundleStoreResource) -> dg.MaterializeResult:
-    """The LIVE pointer, moved to the bundle the last build wrote (the previous stays for rollback)."""
+class PromotionConfig(dg.Config):
+    """How the last build goes live."""
+
+    force: bool = Field(
+        default=False, description="Promote even a bundle marked not deployable (no skill); recorded under decisions/."
+    )
+    reason: str = Field(default="", description="Why a forced promotion is made (recorded).")
+
+
+@dg.asset(deps=[deployment_bundle], group_name=GROUP, code_version="2")
+def live_bundle(config: PromotionConfig, data_lake: DataLakeResource, bundles: BundleStoreResource) -> dg.MaterializeResult:
+    """The LIVE pointer, moved to the bundle the last build wrote if it is deployable (the previous stays for rollback)."""
     receipt = BuildFolder(data_lake.build_dir).load_bundle_receipt()
     store = bundles.store()
     previous = store.live_version()
-    store.promote(receipt["version"])
+    try:
+        store.promote(receipt["version"], force=config.force, reason=config.reason)
+    except NotDeployableError as err:
+        raise dg.Failure(description=str(err), metadata={"bundle_version": receipt["version"]}) from err
     return dg.MaterializeResult(metadata={
         "live_version": receipt["version"],
         "previous_version": previous or "none",
         "manifest_sha256": receipt["sha256"],
+        "forced": config.force,
+        "deployable": str(store.manifest(receipt["version"]).deployable),
         "rollback": f"inference-pipeline bundles promote {previous}" if previous else "no earlier bundle",
     })
 

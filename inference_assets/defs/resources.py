@@ -148,7 +148,9 @@ class TrainingResource(dg.ConfigurableResource):
 
     model_names: list[str] = Field(default=["xgboost", "lightgbm"])
     feature_set: str = Field(default=DEFAULT_FEATURE_SET, description="A registered feature set (pipeline_core.features).")
-    ensemble_method: str = Field(default="stacking", description="stacking, voting or single (the best model)")
+    # Voting by default: on small calibration windows (the demo's, a retraining's) the stacking
+    # meta-learner overfits and loses to voting out of sample (see README, What proves a model).
+    ensemble_method: str = Field(default="voting", description="stacking, voting or single (the best model)")
     auto_ensemble: bool = Field(
         default=False, description="Take the combination that wins out of sample instead of ensemble_method."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from tqdm import tqdm
@@ -10,6 +11,7 @@ from tqdm import tqdm
 from pipeline_core.data import validate_ohlcv
 from pipeline_core.evaluation import format_table
 from pipeline_core.profiles import PROFILES, profile_config
+from pipeline_core.skill import EXIT_NO_SKILL, format_verdict
 from pipeline_core.training import ENSEMBLE_CHOICES, TrainOptions, train_pipeline
 
 
@@ -26,6 +28,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--ensemble", choices=ENSEMBLE_CHOICES, default="profile",
         help="final combination: the profile's, the best by cross-validation (auto), or a named one",
+    )
+    parser.add_argument(
+        "--allow-no-skill", action="store_true",
+        help=f"exit 0 even when the bundle is no better than the class prior (otherwise exit {EXIT_NO_SKILL}; "
+        "the bundle is written either way, marked not deployable)",
     )
     parser.add_argument(
         "--allow-mixed-intervals", action="store_true",
@@ -49,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
         stepper.finish()
     pipeline.save(args.out)
     print(format_table(pipeline.evaluation))
+    print(format_verdict(pipeline.evaluation["skill"]))
     print(f"saved {args.out} in {time.perf_counter() - started:.1f}s")
+    if not pipeline.evaluation["skill"]["deployable"] and not args.allow_no_skill:
+        print(f"error: {args.out} is marked not deployable (pass --allow-no-skill to exit 0)", file=sys.stderr)
+        return EXIT_NO_SKILL
     return 0
 
 
