@@ -12,6 +12,7 @@ from pipeline_core.errors import PipelineError
 COMMAND_MODULES = (
     "generate",
     "train",
+    "evaluate",
     "predict",
     "audit",
     "drift",
