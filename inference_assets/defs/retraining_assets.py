@@ -13,8 +13,8 @@ say why. The candidate folder stays either way, for inspection or a later manual
 An asset rather than an op job: each materialization leaves a real artifact (the candidate
 bundle and its decision file), and the asset's history in the catalog is the timeline of
 retraining decisions with both bundles' holdout metrics plotted across them.
-`live_bundle` still moves LIVE unconditionally: that is the initial build (or a
-deliberate rebuild from the UI); a retraining moves it only through this gate.
+`live_bundle` moves LIVE for the initial build (or a deliberate rebuild from the UI),
+behind the skill gate only; a retraining moves it only through this fuller gate.
 
 Scoring runs in flight are unaffected by a promotion: each scoring run pinned its bundle
 in its `inference/bundle_version` tag when it started.
