@@ -22,7 +22,7 @@ from benchmarks.timing import load_average, timed
 from pipeline_core.data import validate_ohlcv
 from pipeline_core.features import compute_features
 from pipeline_core.inputs import featurize
-from pipeline_core.labels import CLASSES
+from pipeline_core.constants import CLASSES
 from pipeline_core.pipeline import InferencePipeline, InferenceResult, model_key
 
 

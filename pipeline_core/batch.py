@@ -27,11 +27,10 @@ import pyarrow.parquet as pq
 from pipeline_core.atomic import atomic_path
 from pipeline_core.data import list_partition_dates, read_bars, validate_ohlcv, write_partition
 from pipeline_core.errors import DataValidationError, InsufficientHistoryError
-from pipeline_core.labels import CLASSES
+from pipeline_core.constants import CLASS_NAMES, CLASSES
 from pipeline_core.pipeline import InferencePipeline
 
 Progress = Callable[[int], None]  # called with the number of input rows just consumed
-CLASS_NAMES = {-1: "down", 0: "flat", 1: "up"}
 
 
 @dataclass

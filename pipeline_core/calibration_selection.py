@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline_core.calibration import CHOICES, TEMPERATURE_CHOICES, SigmoidCalibrator, TemperatureCalibrator
+from pipeline_core.calibration import CHOICES, SigmoidCalibrator, TemperatureCalibrator
 from pipeline_core.metrics import paired_difference_interval, row_log_loss
 from pipeline_core.splits import Fold
 
@@ -63,7 +63,7 @@ def _decide(losses: dict[str, np.ndarray], blocks: np.ndarray, min_gain: float) 
     """Climb from the identity while the next method beats the current choice beyond noise;
     then let sigmoid scaling challenge the choice."""
     choice, steps = "identity", []
-    for candidate in [*TEMPERATURE_CHOICES[1:], SigmoidCalibrator.choice]:
+    for candidate in CHOICES[1:]:
         difference = losses[candidate] - losses[choice]
         low, high = paired_difference_interval(difference, blocks)
         steps.append(f"{candidate} vs {choice}: {difference.mean():+.4f} (90% CI {low:+.4f}..{high:+.4f})")

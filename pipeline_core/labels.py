@@ -27,7 +27,7 @@ h=5 and 30/39/31% at h=20; the synthetic market (`pipeline_core.data.generate_ma
 whose bar ranges are a little wider) gives 35/29/36%. k=0.9 balances the pure random
 walk exactly but leaves the synthetic market with 22% zeros.
 
-Class conventions shared with models and the pipeline: `CLASSES = (-1, 0, 1)`; models
+Class conventions (`pipeline_core.constants`): `CLASSES = (-1, 0, 1)`; models
 take y as class indices 0/1/2 (`labels_to_index`); probability columns are ordered as
 CLASSES.
 """
@@ -40,10 +40,9 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from pipeline_core.constants import CLASSES, HORIZONS
 from pipeline_core.errors import ConfigError, DataValidationError
 
-VALID_HORIZONS: tuple[int, ...] = (5, 10, 15, 20)
-CLASSES: tuple[int, ...] = (-1, 0, 1)
 DEFAULT_BARRIER_K = 1.0
 DEFAULT_VOL_WINDOW = 20
 _REQUIRED_COLUMNS = ("timestamp", "symbol", "high", "low", "close")
@@ -100,9 +99,9 @@ def _first_touch(path: np.ndarray, barrier: np.ndarray, horizon: int, *, above: 
 
 def _check_params(ohlcv: pl.DataFrame, horizon: int, barrier_k: float, vol_window: int) -> None:
     """Raise ConfigError / DataValidationError for unusable arguments."""
-    if isinstance(horizon, bool) or horizon not in VALID_HORIZONS:
+    if isinstance(horizon, bool) or horizon not in HORIZONS:
         raise ConfigError(
-            f"horizon={horizon!r} is not supported; expected one of {list(VALID_HORIZONS)} bars."
+            f"horizon={horizon!r} is not supported; expected one of {list(HORIZONS)} bars."
         )
     if not (isinstance(barrier_k, (int, float)) and math.isfinite(barrier_k) and barrier_k > 0):
         raise ConfigError(

@@ -16,7 +16,7 @@ from pipeline_core.bundle import Component, new_manifest, verify_bundle, write_b
 from pipeline_core.calibration import calibrator_from_dict
 from pipeline_core.ensemble import ensemble_from_dict
 from pipeline_core.errors import BundleError
-from pipeline_core.labels import CLASSES
+from pipeline_core.constants import CLASSES
 from pipeline_core.models import load_model
 from pipeline_core.monitoring import ReferenceStats
 from pipeline_core.scaling import scaler_from_dict, scaler_to_dict

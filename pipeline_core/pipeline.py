@@ -20,11 +20,10 @@ from pipeline_core.data import validate_ohlcv
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.features import DEFAULT_FEATURE_SET, get_feature_set
 from pipeline_core.inputs import ModelInputs, featurize
-from pipeline_core.labels import CLASSES, VALID_HORIZONS
+from pipeline_core.constants import CLASSES, HORIZONS, PROBABILITY_COLUMNS
 from pipeline_core.models import MODEL_FAMILIES
 
 ENSEMBLE_METHODS = ("stacking", "voting", "single")
-PROBABILITY_COLUMNS = ("prob_down", "prob_flat", "prob_up")
 
 
 def model_key(model_name: str, horizon: int) -> str:
@@ -54,8 +53,8 @@ class InferenceConfig:
             raise ConfigError(f"Unknown model names {unknown[:5]}: expected some of {sorted(MODEL_FAMILIES)}.")
         if len(set(self.model_names)) != len(self.model_names):
             raise ConfigError(f"InferenceConfig.model_names has duplicates: {self.model_names}.")
-        if not self.horizons or not set(self.horizons) <= set(VALID_HORIZONS):
-            raise ConfigError(f"Horizons {self.horizons} must be a non-empty subset of {list(VALID_HORIZONS)}.")
+        if not self.horizons or not set(self.horizons) <= set(HORIZONS):
+            raise ConfigError(f"Horizons {self.horizons} must be a non-empty subset of {list(HORIZONS)}.")
         if self.ensemble_method not in ENSEMBLE_METHODS:
             raise ConfigError(f"ensemble_method {self.ensemble_method!r} is not one of {list(ENSEMBLE_METHODS)}.")
         if self.sequence_length < 1 or self.batch_size < 1:

@@ -26,7 +26,8 @@ from pipeline_core.metrics import (
     prior_probabilities,
     time_blocks,
 )
-from pipeline_core.pipeline import PROBABILITY_COLUMNS, InferenceConfig
+from pipeline_core.constants import PROBABILITY_COLUMNS
+from pipeline_core.pipeline import InferenceConfig
 from pipeline_core.training import TrainOptions, train_pipeline
 
 FORECASTS = ("final", "class prior", "train prior", "persistence")

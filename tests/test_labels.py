@@ -9,10 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from pipeline_core.constants import CLASSES, HORIZONS
 from pipeline_core.errors import ConfigError, DataValidationError
 from pipeline_core.labels import (
-    CLASSES,
-    VALID_HORIZONS,
     index_to_labels,
     labels_to_index,
     triple_barrier_labels,
@@ -110,7 +109,7 @@ def _reference_labels(high, low, close, horizon, k, vol_window):
     return labels
 
 
-@pytest.mark.parametrize("horizon", VALID_HORIZONS)
+@pytest.mark.parametrize("horizon", HORIZONS)
 def test_labels_match_a_row_by_row_reference_on_a_random_walk(horizon):
     rng = np.random.default_rng(horizon)
     frames = []

@@ -16,14 +16,13 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from pipeline_core.batch import CLASS_NAMES
 from pipeline_core.build_folder import BuildFolder
 from pipeline_core.bundle import MANIFEST_FILE
 from pipeline_core.calibration import reliability_plot_png
 from pipeline_core.data import list_partition_dates, read_bars
 from pipeline_core.errors import NotDeployableError
 from pipeline_core.evaluation import evaluate_pipeline
-from pipeline_core.labels import CLASSES
+from pipeline_core.constants import CLASS_NAMES, CLASSES
 from pipeline_core.training import (
     assemble_pipeline,
     calibration_probabilities,

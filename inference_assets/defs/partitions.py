@@ -10,7 +10,8 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-HORIZONS = (5, 10, 15, 20)
+from pipeline_core.constants import HORIZONS
+
 # The first date that can be scored; the synthetic market starts here. Set it to the first
 # date of real history (YYYY-MM-DD) before the first deployment: changing it later changes
 # the partition set the UI shows, not any data.

@@ -1,4 +1,4 @@
-"""Bar intervals per symbol (provisional: replaced by the real-data helper's module at merge)."""
+"""Bar intervals per symbol: a dataset that mixes intervals (hourly FX beside daily equities) is refused."""
 
 from __future__ import annotations
 

@@ -18,10 +18,9 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from pipeline_core.constants import CLASSES, N_CLASSES
 from pipeline_core.errors import BundleError, ConfigError, DataValidationError, NotFittedError
 
-CLASSES = (-1, 0, 1)
-N_CLASSES = len(CLASSES)
 MODEL_FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 MAX_NAMES_SHOWN = 5

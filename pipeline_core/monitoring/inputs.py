@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline_core.constants import CLASSES
 from pipeline_core.errors import DriftInputError
 
-CLASSES = (-1, 0, 1)
 
 
 def _names(items: Iterable[object], limit: int = 5) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipeline_core.constants import PROBABILITY_COLUMNS
 from pipeline_core.atomic import atomic_write_text
 from pipeline_core.batch import partition_bars
 from pipeline_core.data.io import PART_FILE, partition_dir
@@ -30,7 +31,6 @@ from pipeline_core.pipeline import InferencePipeline
 
 REPORT_FILE = "report.json"
 NO_ALERT = "none"
-PROBABILITY_COLUMNS = ["prob_down", "prob_flat", "prob_up"]
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def evaluate_partition(
     return monitor.evaluate(
         rows.features,
         predictions=scored["prediction"].to_numpy(),
-        probabilities=scored.select(PROBABILITY_COLUMNS).to_numpy(),
+        probabilities=scored.select(list(PROBABILITY_COLUMNS)).to_numpy(),
         groups=rows.symbols,
     )
 
