@@ -59,7 +59,7 @@ def ensure_bundle(root: Path, profile: str, quick: bool, log=print) -> tuple[Inf
 
 def model_sizes(pipeline: InferencePipeline) -> dict[str, dict[str, Any]]:
     """What drives each model's inference cost: trees and depth, or hidden size and parameters."""
-    return {key: _size(model) for key, model in sorted(pipeline._models.items())}
+    return {key: _size(model) for key, model in sorted(pipeline.models.items())}
 
 
 def _size(model) -> dict[str, Any]:

@@ -180,7 +180,7 @@ def validation_experiments(pipeline: InferencePipeline, path: Path, repeats: int
 
 def torch_experiment(pipeline: InferencePipeline, path: Path, rows: int, repeats: int) -> dict[str, Any]:
     inputs = pipeline.model_inputs(pl.read_parquet(path).head(rows))
-    models = [m for m in pipeline._models.values() if m.is_sequence]
+    models = [m for m in pipeline.models.values() if m.is_sequence]
 
     def run() -> list[np.ndarray]:
         return [inputs.run(model, pipeline.config.batch_size) for model in models]
@@ -210,7 +210,7 @@ def chunk_experiments(pipeline: InferencePipeline, path: Path, rows: int, repeat
     """predict on 100 new bars, and the sequence models on `rows` bars, with the
     networks' chunk_size lowered."""
     window = one_symbol(path).slice(0, pipeline.required_lookback + 100)
-    models = [m for m in pipeline._models.values() if m.is_sequence]
+    models = [m for m in pipeline.models.values() if m.is_sequence]
     nets = [m.native for m in models]
     inputs = pipeline.model_inputs(pl.read_parquet(path).head(rows))
 
@@ -262,7 +262,7 @@ def omp_experiment(bundle: Path, path: Path, repeats: int, torch_threads: tuple[
 
 def _omp_child(bundle: Path, path: Path, torch_threads: int | None) -> dict[str, float]:
     pipeline = InferencePipeline.load(bundle)
-    for model in pipeline._models.values():
+    for model in pipeline.models.values():
         if model.is_sequence and torch_threads:
             model.params["num_threads"] = torch_threads
     window = one_symbol(path).slice(0, pipeline.required_lookback + 100)

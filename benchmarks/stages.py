@@ -55,18 +55,18 @@ def stage_breakdown(
         "featurize (validate + features + row selection)",
         lambda: featurize(bars, pipeline.feature_set, config.sequence_length, config.uses_sequences),
     )
-    inputs = stage("scale", lambda: features.scaled_by(pipeline._scaler))
+    inputs = stage("scale", lambda: features.scaled_by(pipeline.scaler))
     raw: dict[int, dict[str, np.ndarray]] = {h: {} for h in config.horizons}
     for horizon in config.horizons:
         for name in config.model_names:
             key = model_key(name, horizon)
-            model = pipeline._models[key]
+            model = pipeline.models[key]
             times = sequence_repeats if model.is_sequence else repeats
             raw[horizon][name] = stage(f"{key} wrapper", lambda: inputs.run(model, config.batch_size), times)
             record(f"{key} native", [native_seconds(model, inputs) for _ in range(times)])
     calibrated = stage("calibrate", lambda: {h: _calibrate(pipeline, raw[h], h) for h in config.horizons})
     probabilities = {h: calibrated[h][config.model_names[0]] for h in config.horizons}
-    if config.use_ensemble and len(config.model_names) > 1:
+    if pipeline.ensembles:
         probabilities = stage("ensemble", lambda: {h: _ensemble(pipeline, calibrated[h], h) for h in config.horizons})
     results = {h: _result(pipeline, inputs, probabilities[h], h) for h in config.horizons}
     frames = stage("InferenceResult.to_frame", lambda: [results[h].to_frame() for h in config.horizons])
@@ -82,11 +82,11 @@ def stage_breakdown(
 def _calibrate(pipeline: InferencePipeline, raw: dict[str, np.ndarray], horizon: int) -> dict[str, np.ndarray]:
     if not pipeline.config.use_calibration:
         return raw
-    return {name: pipeline._calibrators[model_key(name, horizon)].transform(p) for name, p in raw.items()}
+    return {name: pipeline.calibrators[model_key(name, horizon)].transform(p) for name, p in raw.items()}
 
 
 def _ensemble(pipeline: InferencePipeline, calibrated: dict[str, np.ndarray], horizon: int) -> np.ndarray:
-    return pipeline._meta_learner[horizon].predict_proba([calibrated[n] for n in pipeline.config.model_names])
+    return pipeline.ensembles[horizon].predict_proba([calibrated[n] for n in pipeline.config.model_names])
 
 
 def _result(pipeline: InferencePipeline, inputs, probabilities: np.ndarray, horizon: int) -> InferenceResult:

@@ -92,7 +92,7 @@ def _raw_pass(pipeline: InferencePipeline, inputs: ModelInputs) -> dict[str, Any
     for horizon in pipeline.config.horizons:
         for name in pipeline.config.model_names:
             key = model_key(name, horizon)
-            per_model[key] = native_seconds(pipeline._models[key], inputs)
+            per_model[key] = native_seconds(pipeline.models[key], inputs)
     return {
         "seconds": sum(wall for wall, _ in per_model.values()),
         "cpu_seconds": sum(cpu for _, cpu in per_model.values()),

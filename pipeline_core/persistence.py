@@ -9,11 +9,13 @@ component kind in `LOADERS`, never chosen from file contents.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline_core.bundle import Component, new_manifest, verify_bundle, write_bundle
+from pipeline_core.bundle import Component, Manifest, new_manifest, verify_bundle, write_bundle
 from pipeline_core.calibration import calibrator_from_dict
+from pipeline_core.components import FittedComponents
 from pipeline_core.ensemble import ensemble_from_dict
 from pipeline_core.errors import BundleError
 from pipeline_core.constants import CLASSES
@@ -52,16 +54,16 @@ def _write_components(pipeline, root: Path) -> list[Component]:
         Component("scaler", "scaler", "scaler.json", "robust_scaler"),
     ]
     _write_json(root / "config.json", {"config": pipeline.config.to_dict(), "metadata": pipeline.metadata})
-    _write_json(root / "scaler.json", scaler_to_dict(pipeline._scaler))
-    for key, model in pipeline._models.items():
+    _write_json(root / "scaler.json", scaler_to_dict(pipeline.scaler))
+    for key, model in pipeline.models.items():
         folder = root / "models" / key
         folder.mkdir(parents=True)
         model.save(folder)
         components.append(Component("model", key, f"models/{key}", model.family))
-    for key, calibrator in pipeline._calibrators.items():
+    for key, calibrator in pipeline.calibrators.items():
         _write_json(root / "calibrators" / f"{key}.json", calibrator.to_dict())
         components.append(Component("calibrator", key, f"calibrators/{key}.json", calibrator.method))
-    for horizon, ensemble in pipeline._meta_learner.items():
+    for horizon, ensemble in pipeline.ensembles.items():
         _write_json(root / "ensemble" / f"meta_h{horizon}.json", ensemble.to_dict())
         components.append(Component("ensemble", f"meta_h{horizon}", f"ensemble/meta_h{horizon}.json", ensemble.method))
     for horizon, stats in pipeline.reference_stats.items():
@@ -72,7 +74,19 @@ def _write_components(pipeline, root: Path) -> list[Component]:
     return components
 
 
-def save_pipeline(pipeline, path: Path) -> None:
+@dataclass(frozen=True)
+class StoredBundle:
+    """What a verified bundle holds, read with the registered loaders."""
+
+    manifest: Manifest
+    config: dict[str, Any]
+    metadata: dict[str, Any]
+    components: FittedComponents
+    evaluation: dict[str, Any]
+    reference_stats: dict[int, Any]
+
+
+def save_pipeline(pipeline, path: Path) -> Manifest:
     fields = new_manifest(
         pipeline_version=path.name,
         feature_set=pipeline.config.feature_set,
@@ -84,11 +98,11 @@ def save_pipeline(pipeline, path: Path) -> None:
         label_spec=pipeline.metadata.get("label_spec", {}),
         deployable=pipeline.evaluation.get("skill", {}).get("deployable"),
     )
-    write_bundle(path, lambda root: _write_components(pipeline, root), fields)
-    pipeline.version = path.name
+    return write_bundle(path, lambda root: _write_components(pipeline, root), fields)
 
 
-def load_pipeline(cls, path: Path):
+def read_bundle(path: Path) -> StoredBundle:
+    """Verify every hash, then read each component with the loader its manifest names."""
     manifest = verify_bundle(path)
     loaded: dict[str, dict[str, Any]] = {}
     for component in manifest.components:
@@ -97,17 +111,15 @@ def load_pipeline(cls, path: Path):
         loaded.setdefault(component.kind, {})[component.name] = LOADERS[component.kind](
             path / component.path, component.loader
         )
-    from pipeline_core.pipeline import InferenceConfig
-
     stored = loaded["config"]["config"]
-    pipeline = cls(InferenceConfig.from_dict(stored["config"]))
-    pipeline.metadata = stored["metadata"]
-    pipeline._scaler = loaded["scaler"]["scaler"]
-    pipeline._models = loaded.get("model", {})
-    pipeline._calibrators = loaded.get("calibrator", {})
-    pipeline._meta_learner = {int(name.removeprefix("meta_h")): e for name, e in loaded.get("ensemble", {}).items()}
-    pipeline.reference_stats = {int(name.removeprefix("h")): r for name, r in loaded.get("reference", {}).items()}
-    pipeline.evaluation = loaded["evaluation"]["evaluation"]
-    pipeline.version = manifest.pipeline_version
-    pipeline.manifest = manifest
-    return pipeline
+    components = FittedComponents(
+        scaler=loaded["scaler"]["scaler"],
+        models=loaded.get("model", {}),
+        calibrators=loaded.get("calibrator", {}),
+        ensembles={int(name.removeprefix("meta_h")): e for name, e in loaded.get("ensemble", {}).items()},
+    )
+    return StoredBundle(
+        manifest=manifest, config=stored["config"], metadata=stored["metadata"], components=components,
+        evaluation=loaded["evaluation"]["evaluation"],
+        reference_stats={int(name.removeprefix("h")): r for name, r in loaded.get("reference", {}).items()},
+    )

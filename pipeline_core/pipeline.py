@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import polars as pl
 
 from pipeline_core import persistence
+from pipeline_core.bundle import Manifest
+from pipeline_core.components import FittedComponents
 from pipeline_core.data import validate_ohlcv
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.features import DEFAULT_FEATURE_SET, get_feature_set
@@ -118,31 +119,52 @@ class InferenceResult:
 class InferencePipeline:
     """A fitted scaler, base models, calibrators and ensembles, scored as one unit."""
 
-    def __init__(self, config: InferenceConfig) -> None:
+    def __init__(
+        self,
+        config: InferenceConfig,
+        components: FittedComponents | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        evaluation: dict[str, Any] | None = None,
+        reference_stats: dict[int, Any] | None = None,
+        version: str = "unsaved",
+        manifest=None,
+    ) -> None:
         self.config = config
-        self._scaler = None
-        self._models: dict[str, Any] = {}  # "xgboost_h20" -> fitted model
-        self._calibrators: dict[str, Any] = {}  # "xgboost_h20" -> calibrator
-        self._meta_learner: dict[int, Any] = {}  # horizon -> ensemble
-        self.reference_stats: dict[int, Any] = {}  # horizon -> monitoring.ReferenceStats
-        self.evaluation: dict[str, Any] = {}
-        self.metadata: dict[str, Any] = {}  # training window, label spec, ...
-        self.version = "unsaved"
-        self.manifest = None  # set by load()
+        self._components = components
+        self.metadata = metadata or {}  # training window, label spec, ...
+        self.evaluation = evaluation or {}
+        self.reference_stats = reference_stats or {}  # horizon -> monitoring.ReferenceStats
+        self.version = version
+        self.manifest = manifest  # set by load()
 
     @property
-    def calibrators(self) -> MappingProxyType:
+    def components(self) -> FittedComponents:
+        self._check_fitted()
+        return self._components
+
+    @property
+    def scaler(self):
+        return self.components.scaler
+
+    @property
+    def models(self) -> Mapping[str, Any]:
+        """Read-only: "xgboost_h20" -> fitted base model."""
+        return self.components.models
+
+    @property
+    def calibrators(self) -> Mapping[str, Any]:
         """Read-only: "xgboost_h20" -> fitted calibrator."""
-        return MappingProxyType(self._calibrators)
+        return self.components.calibrators
 
     @property
-    def ensembles(self) -> MappingProxyType:
-        """Read-only: horizon -> the fitted final combination (absent: the single model scores)."""
-        return MappingProxyType(self._meta_learner)
+    def ensembles(self) -> Mapping[int, Any]:
+        """Read-only: horizon -> the fitted final combination (absent: the first model scores)."""
+        return self.components.ensembles
 
     def final_name(self, horizon: int) -> str:
         """What produces the final probabilities at `horizon`, e.g. "ensemble (stacking)" or "lightgbm"."""
-        ensemble = self._meta_learner.get(horizon)
+        ensemble = self.ensembles.get(horizon)
         if ensemble is None:
             return self.config.model_names[0]
         if ensemble.method == "single":
@@ -163,7 +185,7 @@ class InferencePipeline:
         """Scaled features and model inputs of every row with enough history."""
         self._check_fitted()
         rows = featurize(df, self.feature_set, self.config.sequence_length, self.config.uses_sequences)
-        return rows.scaled_by(self._scaler)
+        return rows.scaled_by(self.scaler)
 
     def base_model_probabilities(
         self, inputs: ModelInputs, horizon: int, positions: np.ndarray | None = None
@@ -171,7 +193,7 @@ class InferencePipeline:
         """Each base model's raw (uncalibrated) probabilities on the scored rows."""
         self._check_horizon(horizon)
         return {
-            name: inputs.run(self._models[model_key(name, horizon)], self.config.batch_size, positions)
+            name: inputs.run(self.models[model_key(name, horizon)], self.config.batch_size, positions)
             for name in self.config.model_names
         }
 
@@ -220,12 +242,12 @@ class InferencePipeline:
     ) -> InferenceResult:
         raw = self.base_model_probabilities(inputs, horizon, positions)
         calibrated = {
-            name: self._calibrators[model_key(name, horizon)].transform(probs)
+            name: self.calibrators[model_key(name, horizon)].transform(probs)
             if self.config.use_calibration
             else probs
             for name, probs in raw.items()
         }
-        ensemble = self._meta_learner.get(horizon)
+        ensemble = self.ensembles.get(horizon)
         if ensemble is not None:
             probabilities = ensemble.predict_proba([calibrated[name] for name in self.config.model_names])
         else:
@@ -246,22 +268,28 @@ class InferencePipeline:
         )
 
     def _check_fitted(self) -> None:
-        if self._scaler is None or not self._models:
+        if self._components is None:
             raise ConfigError("InferencePipeline has no fitted scaler and models: train it or load a bundle.")
 
     def _check_horizon(self, horizon: int) -> None:
         if horizon not in self.config.horizons:
             raise ConfigError(f"Horizon {horizon} is not in this pipeline: it was trained for {self.config.horizons}.")
 
-    def save(self, path: str | Path) -> None:
-        """Write the bundle atomically; its version is the folder name."""
+    def save(self, path: str | Path) -> Manifest:
+        """Write the bundle atomically (its version is the folder name); return its manifest.
+        The pipeline itself is not changed."""
         self._check_fitted()
-        persistence.save_pipeline(self, Path(path))
+        return persistence.save_pipeline(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> InferencePipeline:
         """Verify every file's hash, then read the bundle."""
-        return persistence.load_pipeline(cls, Path(path))
+        bundle = persistence.read_bundle(Path(path))
+        return cls(
+            InferenceConfig.from_dict(bundle.config), bundle.components, metadata=bundle.metadata,
+            evaluation=bundle.evaluation, reference_stats=bundle.reference_stats,
+            version=bundle.manifest.pipeline_version, manifest=bundle.manifest,
+        )
 
 
 def _subset(values: np.ndarray, positions: np.ndarray | None) -> np.ndarray:

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from pipeline_core.calibration_selection import calibrator_of, select_calibrator
+from pipeline_core.components import FittedComponents
 from pipeline_core.data import check_bar_intervals, validate_ohlcv
 from pipeline_core.ensemble_selection import select_ensemble
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
@@ -296,7 +297,9 @@ def out_of_fold_probabilities(
     return {name: np.concatenate(parts) for name, parts in oof.items()}, y[positions], fold_of_row, positions
 
 
-def reference_statistics(data: TrainingData, inputs: ModelInputs, pipeline: InferencePipeline) -> dict[int, ReferenceStats]:
+def reference_statistics(
+    data: TrainingData, inputs: ModelInputs, pipeline: InferencePipeline, evaluation: dict[str, Any]
+) -> dict[int, ReferenceStats]:
     """Drift reference per horizon: test-window features, predictions and performance."""
     stats = {}
     for horizon, split in data.splits.items():
@@ -308,23 +311,25 @@ def reference_statistics(data: TrainingData, inputs: ModelInputs, pipeline: Infe
             confidences=result.confidence,
             accuracy=float(np.mean(labels_to_index(result.predictions) == split.y[split.test])),
             groups=data.rows.symbols[split.test],
-            log_loss=pipeline.evaluation.get("summary", {}).get(f"h{horizon}", {}).get("log_loss"),
+            log_loss=evaluation["summary"][f"h{horizon}"]["log_loss"],
         )
     return stats
 
 
-def assemble_pipeline(data: TrainingData, scaler, models, calibrators, ensembles) -> InferencePipeline:
-    pipeline = InferencePipeline(data.config)
-    pipeline._scaler = scaler
-    pipeline._models = models
-    pipeline._calibrators = calibrators
-    pipeline._meta_learner = ensembles
+def finalize(data: TrainingData, inputs: ModelInputs, components: FittedComponents) -> InferencePipeline:
+    """The fitted components as a pipeline, evaluated on the test window, with its drift
+    reference: the last step of `train_pipeline` and of the Dagster bundle build alike."""
     first = next(iter(data.splits.values()))
-    pipeline.metadata = {
+    metadata = {
         "training_window": first.window_bounds(data.rows.timestamps),
         "label_spec": {"method": "triple_barrier", "horizons": list(data.splits)},
     }
-    return pipeline
+    scorer = InferencePipeline(data.config, components, metadata=metadata)
+    evaluation = evaluate_pipeline(data, inputs, scorer)
+    return InferencePipeline(
+        data.config, components, metadata=metadata, evaluation=evaluation,
+        reference_stats=reference_statistics(data, inputs, scorer, evaluation),
+    )
 
 
 def train_pipeline(
@@ -342,7 +347,5 @@ def train_pipeline(
     models = fit_base_models(data, inputs, options, progress)
     raw = calibration_probabilities(data, inputs, models)
     calibrators = fit_calibrators(data, raw)
-    pipeline = assemble_pipeline(data, scaler, models, calibrators, fit_ensembles(data, raw, calibrators, options))
-    pipeline.evaluation = evaluate_pipeline(data, inputs, pipeline)
-    pipeline.reference_stats = reference_statistics(data, inputs, pipeline)
-    return pipeline
+    ensembles = fit_ensembles(data, raw, calibrators, options)
+    return finalize(data, inputs, FittedComponents(scaler, models, calibrators, ensembles))

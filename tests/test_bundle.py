@@ -120,7 +120,7 @@ def test_save_is_atomic_and_keeps_the_previous_bundle_on_failure(tiny_pipeline, 
     target = tmp_path / "pipeline_v1"
     tiny_pipeline.save(target)
     before = _manifest(target)["bundle_id"]
-    model = tiny_pipeline._models["gru_h20"]
+    model = tiny_pipeline.models["gru_h20"]
     monkeypatch.setattr(type(model), "save", lambda self, folder: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
         tiny_pipeline.save(target)

@@ -156,7 +156,7 @@ def test_changed_calibrator_is_told_apart_from_a_changed_model(saved, market):
 def test_native_parity_catches_a_model_wrapper_that_diverges(xgboost_only, market, tmp_path):
     xgboost_only.save(tmp_path / "pipeline_v1")
     loaded = InferencePipeline.load(tmp_path / "pipeline_v1")
-    model = loaded._models[f"xgboost_h{HORIZON}"]
+    model = loaded.models[f"xgboost_h{HORIZON}"]
     # The wrapper feeds the booster its columns in the wrong order.
     predict = model._predict_native
     model._predict_native = lambda X: predict(np.ascontiguousarray(X[:, ::-1]))

@@ -115,3 +115,15 @@ def test_save_load_predict_is_bit_identical(tiny_pipeline, tiny_market, tmp_path
         for name in before[horizon].model_outputs:
             np.testing.assert_array_equal(before[horizon].model_outputs[name], after[horizon].model_outputs[name])
     assert again.version == "pipeline_v9"
+
+
+def test_save_returns_the_manifest_and_changes_nothing_and_state_is_read_only(tiny_pipeline, tmp_path):
+    before = tiny_pipeline.version
+    manifest = tiny_pipeline.save(tmp_path / "pipeline_v7")
+    assert manifest.pipeline_version == "pipeline_v7" and tiny_pipeline.version == before
+    with pytest.raises(TypeError):
+        tiny_pipeline.models["xgboost_h20"] = None
+    with pytest.raises(AttributeError):
+        tiny_pipeline.components.scaler = None
+    with pytest.raises(ConfigError, match="no fitted scaler and models"):
+        InferencePipeline(tiny_pipeline.config).models

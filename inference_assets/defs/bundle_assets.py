@@ -21,17 +21,16 @@ from pipeline_core.bundle import MANIFEST_FILE
 from pipeline_core.calibration import reliability_plot_png
 from pipeline_core.data import list_partition_dates, read_bars
 from pipeline_core.errors import NotDeployableError
-from pipeline_core.evaluation import evaluate_pipeline
 from pipeline_core.constants import CLASS_NAMES, CLASSES
+from pipeline_core.components import FittedComponents
 from pipeline_core.training import (
-    assemble_pipeline,
     calibration_probabilities,
     fit_base_models,
     fit_calibrators,
     fit_ensembles,
     fit_feature_scaler,
+    finalize,
     prepare_training_data,
-    reference_statistics,
 )
 
 from inference_assets import markdown
@@ -148,20 +147,17 @@ def deployment_bundle(data_lake: DataLakeResource, bundles: BundleStoreResource)
     inputs = data.rows.scaled_by(scaler)
     info = {}
     with _timed(info):
-        pipeline = assemble_pipeline(
-            data, scaler, build.load_models(), build.load_calibrators(), build.load_ensembles()
-        )
-        pipeline.evaluation = evaluate_pipeline(data, inputs, pipeline)
-        pipeline.reference_stats = reference_statistics(data, inputs, pipeline)
+        components = FittedComponents(scaler, build.load_models(), build.load_calibrators(), build.load_ensembles())
+        pipeline = finalize(data, inputs, components)
         store = bundles.store()
         path = store.path(store.next_version())
-        pipeline.save(path)
+        version = pipeline.save(path).pipeline_version
     digest = hashlib.sha256((path / MANIFEST_FILE).read_bytes()).hexdigest()
-    build.save_bundle_receipt({"version": pipeline.version, "path": str(path), "sha256": digest}, info)
+    build.save_bundle_receipt({"version": version, "path": str(path), "sha256": digest}, info)
     stages = ["training_data", "feature_scaler", "base_models", "calibrators", "ensembles"]
     training_seconds = sum(build.stage_info(stage)["seconds"] for stage in stages) + info["seconds"]
     return dg.MaterializeResult(metadata={
-        "bundle_version": pipeline.version,
+        "bundle_version": version,
         "bundle_path": dg.MetadataValue.path(str(path)),
         "manifest_sha256": digest,
         "training_seconds": round(training_seconds, 1),

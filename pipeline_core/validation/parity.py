@@ -142,7 +142,7 @@ def check_native_parity(pipeline, df: Any, horizon: int) -> ParityResult:
     checks = []
     for name in pipeline.config.model_names:
         key = model_key(name, horizon)
-        model = pipeline._models[key]
+        model = pipeline.models[key]
         X = _model_input(inputs, model)
         checks.append(ModelParity(key, "native", len(X), max_abs_diff(raw[name], native_probabilities(model, X))))
     return ParityResult(passed=all(c.passed for c in checks), checks=tuple(checks), n_rows=inputs.n_scored)
@@ -186,7 +186,7 @@ def check_roundtrip(pipeline, df: Any, horizon: int) -> ParityResult:
     """Save `pipeline` to a temporary folder, load it back, and compare the two on `df`."""
     with tempfile.TemporaryDirectory(prefix="parity-") as folder:
         path = Path(folder) / "pipeline_roundtrip"
-        _save_copy(pipeline, path)
+        pipeline.save(path)
         reloaded = type(pipeline).load(path)
     return compare_pipelines(pipeline, reloaded, df, horizon)
 
@@ -222,12 +222,3 @@ def _row_mismatch(inputs_e, inputs_a, names_e: list[str], names_a: list[str]) ->
     if not same_rows:
         return f"The pipelines score different rows: {inputs_e.n_scored} vs {inputs_a.n_scored}."
     return ""
-
-
-def _save_copy(pipeline, path: Path) -> None:
-    """Save without changing `pipeline` (saving sets its version to the folder name)."""
-    version = pipeline.version
-    try:
-        pipeline.save(path)
-    finally:
-        pipeline.version = version

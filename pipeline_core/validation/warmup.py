@@ -85,7 +85,7 @@ def warmup_audit(
     lookback = int(pipeline.required_lookback)
     full = pipeline.predict(bars, horizon=horizon)
     full_index = _row_index(full)
-    units = np.asarray(pipeline._scaler.scale_, dtype=np.float64)
+    units = np.asarray(pipeline.scaler.scale_, dtype=np.float64)
     names = list(pipeline.config.feature_columns)
     diffs = []
     for row in _sample_rows(bars, lookback, n_samples, seed):
