@@ -17,8 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-RUN_KEY_TAG = "dagster/run_key"
-SENSOR_NAME_TAG = "dagster/sensor_name"
+from inference_assets.dagster_internals import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 import polars as pl
+from joblib import Parallel, delayed
 
 from pipeline_core.data import validate_ohlcv
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
@@ -56,17 +57,21 @@ class _Block:
 def walk_forward(
     ohlcv, config: InferenceConfig, folds: int = 4, horizon: int | None = None,
     options: TrainOptions = TrainOptions(), min_train_frac: float = 0.5,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, jobs: int = 1,
 ) -> list[FoldResult]:
-    """One result per fold, then the pooled result (fold -1)."""
+    """One result per fold, then the pooled result (fold -1). `jobs` > 1 trains folds in
+    parallel processes (joblib; the folds are independent)."""
     bars = validate_ohlcv(ohlcv)
     horizon = horizon or max(config.horizons)
     if horizon not in config.horizons:
         raise ConfigError(f"Horizon {horizon} is not one of the profile's {config.horizons}.")
     realized = _realized(bars, horizon)
+    spans = _blocks(bars, folds, min_train_frac)
+    judged = Parallel(n_jobs=jobs, return_as="generator")(
+        delayed(_judge_block)(bars, realized, config, options, horizon, start, end) for start, end in spans
+    )
     results, blocks = [], []
-    for k, (start, end) in enumerate(_blocks(bars, folds, min_train_frac)):
-        block = _judge_block(bars, realized, config, options, horizon, start, end)
+    for k, ((start, _), block) in enumerate(zip(spans, judged)):
         blocks.append(block)
         results.append(_result(k, block, horizon, trained_before=str(start)))
         if progress:

@@ -38,7 +38,7 @@ def test_evaluate_command_prints_folds_and_writes_json(tiny_market, tmp_path, ca
     tiny_market.write_parquet(data)
     out = tmp_path / "wf.json"
     assert main(["evaluate", "--data", str(data), "--profile", "low-latency", "--folds", "2", "--min-train-frac", "0.75",
-                 "--json", str(out)]) == 0
+                 "--jobs", "2", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "pooled" in printed and "persistence" in printed
     assert [row["fold"] for row in json.loads(out.read_text())] == [0, 1, -1]

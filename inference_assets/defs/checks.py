@@ -14,17 +14,12 @@ from functools import lru_cache
 import dagster as dg
 import polars as pl
 
-# Internal: the pointer from a check evaluation to the materialization it checked. Dagster
-# fills it in for AssetCheckResult, which cannot name a partition of a range run.
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,
-)
-
 from pipeline_core.batch import partition_bars
 from pipeline_core.validation.lookahead_audit import audit_pipeline_lookahead
 from pipeline_core.validation.parity import check_native_parity
 
 from inference_assets import markdown
+from inference_assets.dagster_internals import AssetCheckEvaluationTargetMaterializationData
 from inference_assets.defs.partitions import ScoringPartition, scoring_partitions
 from inference_assets.defs.resources import BundleStoreResource, DataLakeResource, ScoringChecksResource
 from inference_assets.defs.scoring_assets import scored_predictions

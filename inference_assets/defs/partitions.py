@@ -12,6 +12,8 @@ import dagster as dg
 
 from pipeline_core.constants import HORIZONS
 
+from inference_assets.dagster_internals import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+
 # The first date that can be scored; the synthetic market starts here. Set it to the first
 # date of real history (YYYY-MM-DD) before the first deployment: changing it later changes
 # the partition set the UI shows, not any data.
@@ -53,7 +55,7 @@ def partitions_by_date(keys: list[str]) -> dict[date, list[ScoringPartition]]:
 
 def range_tags(first: ScoringPartition, last: ScoringPartition) -> dict[str, str]:
     """Run tags that select the box `first..last` (dates x horizons) as one range run."""
-    return {"dagster/asset_partition_range_start": str(first.key), "dagster/asset_partition_range_end": str(last.key)}
+    return {PARTITION_RANGE_START_TAG: str(first.key), PARTITION_RANGE_END_TAG: str(last.key)}
 
 
 def date_range_tags(day_from: date, day_to: date) -> dict[str, str]:

@@ -18,6 +18,7 @@ def register(subparsers) -> None:
     parser.add_argument("--folds", type=int, default=4, help="consecutive test blocks after the initial span")
     parser.add_argument("--horizon", type=int, default=None, help="horizon judged (default: the profile's longest)")
     parser.add_argument("--min-train-frac", type=float, default=0.5, help="share of timestamps before the first block")
+    parser.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (joblib)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.set_defaults(func=run)
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     bars = validate_ohlcv(args.data)
     with tqdm(total=args.folds, unit="fold", desc=f"walk-forward {args.profile}") as bar:
         results = walk_forward(bars, config, args.folds, args.horizon, min_train_frac=args.min_train_frac,
-                               progress=lambda _: bar.update(1))
+                               progress=lambda _: bar.update(1), jobs=args.jobs)
     header = f"{'fold':>6} {'test window':<45} {'n':>6} " + " ".join(f"{name:>12}" for name in FORECASTS)
     print(f"log-loss (final's 90% CI in brackets); lower is better\n{header}")
     for r in results:

@@ -1,4 +1,4 @@
-"""Direction models: one module per family behind the `DirectionModel` protocol.
+"""Direction models: one module per family, each a `BaseDirectionModel`.
 
 Names are imported lazily (PEP 562), so `pipeline_core.models.base` (class constants,
 label checks) can be used by calibration and ensembles without importing torch,
@@ -14,7 +14,6 @@ _EXPORTS = {
     "CLASSES": "base",
     "N_CLASSES": "base",
     "BaseDirectionModel": "base",
-    "DirectionModel": "base",
     "XGBoostModel": "xgboost_model",
     "LightGBMModel": "lightgbm_model",
     "CatBoostModel": "catboost_model",
@@ -29,7 +28,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from pipeline_core.models.base import CLASSES, N_CLASSES, BaseDirectionModel, DirectionModel
+    from pipeline_core.models.base import CLASSES, N_CLASSES, BaseDirectionModel
     from pipeline_core.models.catboost_model import CatBoostModel
     from pipeline_core.models.lightgbm_model import LightGBMModel
     from pipeline_core.models.recurrent import GRUModel, LSTMModel

@@ -14,7 +14,7 @@ import importlib
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -24,32 +24,6 @@ from pipeline_core.errors import BundleError, ConfigError, DataValidationError, 
 MODEL_FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 MAX_NAMES_SHOWN = 5
-
-
-class DirectionModel(Protocol):
-    """What the pipeline needs from a model family, for type hints.
-
-    Every family implements it by subclassing `BaseDirectionModel`; check at runtime
-    with `isinstance(model, BaseDirectionModel)` (a runtime-checkable protocol would
-    touch `native`, which raises on an unfitted model).
-    """
-
-    family: ClassVar[str]
-    is_sequence: ClassVar[bool]
-
-    def fit(
-        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray
-    ) -> DirectionModel: ...
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
-
-    def save(self, folder: Path) -> None: ...
-
-    @classmethod
-    def load(cls, folder: Path) -> DirectionModel: ...
-
-    @property
-    def native(self) -> Any: ...
 
 
 class BaseDirectionModel(ABC):
