@@ -21,8 +21,9 @@ from scipy.optimize import minimize, minimize_scalar
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+from pipeline_core.constants import N_CLASSES
 from pipeline_core.errors import ConfigError, DataValidationError, NotFittedError
-from pipeline_core.models.base import N_CLASSES, validate_class_indices
+from pipeline_core.models.base import validate_class_indices
 
 ECE_BINS = 15
 ROW_SUM_TOLERANCE = 1e-3

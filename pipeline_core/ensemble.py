@@ -21,8 +21,9 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import TimeSeriesSplit
 
 from pipeline_core.calibration import softmax, validate_probabilities
+from pipeline_core.constants import N_CLASSES
 from pipeline_core.errors import ConfigError, DataValidationError, NotFittedError
-from pipeline_core.models.base import N_CLASSES, validate_class_indices
+from pipeline_core.models.base import validate_class_indices
 
 ENSEMBLE_FORMAT_VERSION = 2  # 2: the single-model method and the selection record
 ProbInput = Sequence[np.ndarray] | Mapping[str, np.ndarray]

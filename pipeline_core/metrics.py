@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline_core.calibration import ECE_BINS, expected_calibration_error
-from pipeline_core.models.base import N_CLASSES
+from pipeline_core.constants import N_CLASSES
 
 METRICS = ("log_loss", "brier", "accuracy", "macro_f1", "ece")
 LOWER_IS_BETTER = {"log_loss": True, "brier": True, "accuracy": False, "macro_f1": False, "ece": True}

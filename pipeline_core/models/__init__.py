@@ -11,8 +11,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "CLASSES": "base",
-    "N_CLASSES": "base",
     "BaseDirectionModel": "base",
     "XGBoostModel": "xgboost_model",
     "LightGBMModel": "lightgbm_model",
@@ -28,7 +26,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from pipeline_core.models.base import CLASSES, N_CLASSES, BaseDirectionModel
+    from pipeline_core.models.base import BaseDirectionModel
     from pipeline_core.models.catboost_model import CatBoostModel
     from pipeline_core.models.lightgbm_model import LightGBMModel
     from pipeline_core.models.recurrent import GRUModel, LSTMModel

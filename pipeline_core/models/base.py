@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipeline_core.constants import CLASSES, N_CLASSES
+from pipeline_core.constants import N_CLASSES
 from pipeline_core.errors import BundleError, ConfigError, DataValidationError, NotFittedError
 
 MODEL_FORMAT_VERSION = 1

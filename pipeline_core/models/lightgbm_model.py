@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import lightgbm as lgb
 import numpy as np
 
-from pipeline_core.models.base import N_CLASSES, BaseDirectionModel, sample_weights
+from pipeline_core.constants import N_CLASSES
+from pipeline_core.models.base import BaseDirectionModel, sample_weights
 
 MODEL_FILE = "model.txt"
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pipeline_core.models.base import N_CLASSES
+from pipeline_core.constants import N_CLASSES
 from pipeline_core.models.torch_base import TORCH_DEFAULT_PARAMS, ProbaNet, TorchSequenceModel
 
 RECURRENT_DEFAULT_PARAMS: dict[str, Any] = {

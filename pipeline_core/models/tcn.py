@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline_core.errors import ConfigError
-from pipeline_core.models.base import N_CLASSES
+from pipeline_core.constants import N_CLASSES
 from pipeline_core.models.torch_base import TORCH_DEFAULT_PARAMS, ProbaNet, TorchSequenceModel
 
 TCN_DEFAULT_PARAMS: dict[str, Any] = {

@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from pipeline_core.errors import ConfigError, DataValidationError
-from pipeline_core.models.base import N_CLASSES, BaseDirectionModel, balanced_class_weights
+from pipeline_core.constants import N_CLASSES
+from pipeline_core.models.base import BaseDirectionModel, balanced_class_weights
 
 WEIGHTS_FILE = "weights.npz"
 GRAD_CLIP_NORM = 1.0
