@@ -249,6 +249,16 @@ class BundleStore:
         """The verified manifest of `version` (every file hash-checked)."""
         return verify_bundle(self.path(version))
 
+    def bundle_id(self, version: str) -> str:
+        """The manifest's bundle id, read without hashing the files: a cache key (loading verifies)."""
+        manifest = self.path(version) / MANIFEST_FILE
+        if not manifest.is_file():
+            raise BundleError(f"No bundle at {manifest.parent}: {MANIFEST_FILE} is missing.")
+        try:
+            return str(json.loads(manifest.read_text()).get("bundle_id", ""))
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise BundleFormatError(f"{manifest} is not a valid manifest: {err}.") from err
+
     def summary(self, version: str) -> dict[str, Any]:
         """The verified manifest, config, metadata and evaluation of `version`, without its models."""
         manifest = self.manifest(version)

@@ -18,7 +18,6 @@ repository root for `make demo`, `make ui` and runs launched from the UI (worksp
 """
 
 import functools
-import json
 import os
 from datetime import date
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from pipeline_core.bundle import MANIFEST_FILE, BundleStore
+from pipeline_core.bundle import BundleStore
 from pipeline_core.errors import BundleError
 from pipeline_core.features import DEFAULT_FEATURE_SET
 from pipeline_core.models import model_class
@@ -103,8 +102,8 @@ class BundleStoreResource(dg.ConfigurableResource):
 
     def load(self, version: str) -> InferencePipeline:
         """The bundle `version`, loaded once per process (cached by path and bundle id)."""
-        path = self.store().path(version)
-        return _load_bundle(str(path), _bundle_id(path))
+        store = self.store()
+        return _load_bundle(str(store.path(version)), store.bundle_id(version))
 
     def pipeline_for_run(self, context) -> InferencePipeline:
         """The bundle of this run: its `inference/bundle_version` tag, else resolved now and tagged."""
@@ -113,13 +112,6 @@ class BundleStoreResource(dg.ConfigurableResource):
             version = self.scoring_version()
             context.instance.add_run_tags(context.run.run_id, {BUNDLE_VERSION_TAG: version})
         return self.load(version)
-
-
-def _bundle_id(path: Path) -> str:
-    manifest = path / MANIFEST_FILE
-    if not manifest.is_file():
-        raise BundleError(f"No bundle at {path}: {MANIFEST_FILE} is missing.")
-    return json.loads(manifest.read_text()).get("bundle_id", "")
 
 
 @functools.lru_cache(maxsize=4)
