@@ -281,8 +281,8 @@ class BundleStore:
         if manifest.deployable is False:
             if not force:
                 raise NotDeployableError(
-                    f"Bundle {name} is marked not deployable: its final model is no better than the class "
-                    "prior on its test window (see its evaluation.json 'skill'). Promote it anyway only "
+                    f"Bundle {name} is marked not deployable: its final model is no better than the training "
+                    "window's class prior on its test window (see its evaluation.json 'skill'). Promote it anyway only "
                     "deliberately: `inference-pipeline bundles promote --force --reason TEXT`."
                 )
             self.record_decision(f"{name}-forced-{_utc_stamp()}", {
