@@ -3,7 +3,8 @@
 Layout: config.json, scaler.json, models/<name>_h<H>/, calibrators/<name>_h<H>.json,
 ensemble/meta_h<H>.json, reference/h<H>.json, evaluation.json, manifest.json.
 Every component is JSON or a library's native model format; loaders are looked up by
-component kind in `LOADERS`, never chosen from file contents.
+component kind in `LOADERS`, never chosen from file contents. The loaders import their
+libraries when a bundle is read, so importing this module (and the pipeline) stays cheap.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline_core.bundle import Component, Manifest, new_manifest, verify_bundle, write_bundle
-from pipeline_core.calibration import calibrator_from_dict
+from pipeline_core.bundle import (
+    Component,
+    Manifest,
+    new_manifest,
+    verify_bundle,
+    write_bundle,
+)
 from pipeline_core.components import FittedComponents
-from pipeline_core.ensemble import ensemble_from_dict
-from pipeline_core.errors import BundleError
 from pipeline_core.constants import CLASSES
-from pipeline_core.models import load_model
-from pipeline_core.monitoring import ReferenceStats
-from pipeline_core.scaling import scaler_from_dict, scaler_to_dict
+from pipeline_core.errors import BundleError
 
 
 def _read_json(path: Path) -> Any:
@@ -36,14 +38,44 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=1))
 
 
+def _scaler(path: Path, _: str):
+    from pipeline_core.scaling import scaler_from_dict
+
+    return scaler_from_dict(_read_json(path))
+
+
+def _model(path: Path, family: str):
+    from pipeline_core.models.registry import load_model
+
+    return load_model(family, path)
+
+
+def _calibrator(path: Path, method: str):
+    from pipeline_core.calibration import calibrator_from_dict
+
+    return calibrator_from_dict(_read_json(path), method)
+
+
+def _ensemble(path: Path, _: str):
+    from pipeline_core.ensemble import ensemble_from_dict
+
+    return ensemble_from_dict(_read_json(path))
+
+
+def _reference(path: Path, _: str):
+    from pipeline_core.monitoring import ReferenceStats
+
+    return ReferenceStats.from_dict(_read_json(path))
+
+
 # kind -> (path, loader name) -> object
 LOADERS: dict[str, Callable[[Path, str], Any]] = {
     "config": lambda path, _: _read_json(path),
-    "scaler": lambda path, _: scaler_from_dict(_read_json(path)),
-    "model": lambda path, family: load_model(family, path),
-    "calibrator": lambda path, method: calibrator_from_dict(_read_json(path), method),
-    "ensemble": lambda path, _: ensemble_from_dict(_read_json(path)),
-    "reference": lambda path, _: ReferenceStats.from_dict(_read_json(path)),
+    "scaler": _scaler,
+    "model": _model,
+    "calibrator": _calibrator,
+    "ensemble": _ensemble,
+    "reference": _reference,
     "evaluation": lambda path, _: _read_json(path),
 }
 
@@ -54,6 +86,8 @@ def _write_components(pipeline, root: Path) -> list[Component]:
         Component("scaler", "scaler", "scaler.json", "robust_scaler"),
     ]
     _write_json(root / "config.json", {"config": pipeline.config.to_dict(), "metadata": pipeline.metadata})
+    from pipeline_core.scaling import scaler_to_dict
+
     _write_json(root / "scaler.json", scaler_to_dict(pipeline.scaler))
     for key, model in pipeline.models.items():
         folder = root / "models" / key

@@ -22,7 +22,7 @@ from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.features import DEFAULT_FEATURE_SET, get_feature_set
 from pipeline_core.inputs import ModelInputs, featurize
 from pipeline_core.constants import CLASSES, HORIZONS, PROBABILITY_COLUMNS
-from pipeline_core.models import MODEL_FAMILIES
+from pipeline_core.models.families import SEQUENCE_FAMILIES
 
 ENSEMBLE_METHODS = ("stacking", "voting", "single")
 
@@ -49,9 +49,9 @@ class InferenceConfig:
         self.horizons = [int(h) for h in self.horizons]
         if not self.model_names:
             raise ConfigError("InferenceConfig.model_names is empty: name at least one model.")
-        unknown = sorted(set(self.model_names) - set(MODEL_FAMILIES))
+        unknown = sorted(set(self.model_names) - set(SEQUENCE_FAMILIES))
         if unknown:
-            raise ConfigError(f"Unknown model names {unknown[:5]}: expected some of {sorted(MODEL_FAMILIES)}.")
+            raise ConfigError(f"Unknown model names {unknown[:5]}: expected some of {sorted(SEQUENCE_FAMILIES)}.")
         if len(set(self.model_names)) != len(self.model_names):
             raise ConfigError(f"InferenceConfig.model_names has duplicates: {self.model_names}.")
         if not self.horizons or not set(self.horizons) <= set(HORIZONS):
@@ -72,7 +72,7 @@ class InferenceConfig:
 
     @property
     def uses_sequences(self) -> bool:
-        return any(MODEL_FAMILIES[name].is_sequence for name in self.model_names)
+        return any(SEQUENCE_FAMILIES[name] for name in self.model_names)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.preprocessing import RobustScaler
 
 from pipeline_core.errors import BundleError, DataValidationError
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import RobustScaler
 
 
 def fit_scaler(features: np.ndarray, feature_names: list[str]) -> RobustScaler:
     """A RobustScaler fit on `features` (training rows only; the caller picks them)."""
+    from sklearn.preprocessing import (
+        RobustScaler,  # imported to fit or load, not to scale
+    )
+
     if not np.isfinite(features).all():
         raise DataValidationError("Scaler input has NaN or infinite features: fit on rows with full history only.")
     # Fit in float64 so the learned centre and scale survive the JSON round trip exactly.
@@ -43,6 +49,8 @@ def scaler_to_dict(scaler: RobustScaler) -> dict[str, Any]:
 
 
 def scaler_from_dict(data: dict[str, Any]) -> RobustScaler:
+    from sklearn.preprocessing import RobustScaler
+
     try:
         scaler = RobustScaler(quantile_range=tuple(data["quantile_range"]))
         scaler.center_ = np.asarray(data["center"], dtype=np.float64)

@@ -45,7 +45,6 @@ UNLABELLED = -1
 WINDOWS = ("train", "early_stopping", "calibration", "test")
 # Fewest independent label periods (unique timestamps / horizon) a window may hold.
 MIN_LABEL_PERIODS = {"train": 20, "early_stopping": 3, "calibration": 12, "test": 10}
-ENSEMBLE_CHOICES = ("profile", "auto", "stacking", "voting", "single")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline_core.errors import BundleError, ConfigError, DataValidationError, NotFittedError
 from pipeline_core.models import MODEL_FAMILIES, create_model, load_model
+from pipeline_core.models.families import SEQUENCE_FAMILIES
 from pipeline_core.models.base import CONFIG_FILE
 
 TABULAR = ["xgboost", "lightgbm", "catboost"]
@@ -76,6 +77,7 @@ def _call_native(family: str, native, X: np.ndarray) -> np.ndarray:
 
 def test_registry_lists_every_family():
     assert sorted(MODEL_FAMILIES) == sorted(TABULAR + SEQUENCE)
+    assert SEQUENCE_FAMILIES == {family: cls.is_sequence for family, cls in MODEL_FAMILIES.items()}
     for family, cls in MODEL_FAMILIES.items():
         assert cls.family == family
         assert cls.is_sequence == (family in SEQUENCE)

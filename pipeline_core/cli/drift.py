@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline_core.monitoring import AlertSeverity, DriftReport, OnlineDriftMonitor
+if TYPE_CHECKING:
+    from pipeline_core.monitoring import DriftReport
 
 
 def register(subparsers) -> None:
@@ -40,6 +42,7 @@ def _positive_int(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Print each batch's alerts and the feature table of the worst batch; 1 on CRITICAL."""
     from pipeline_core.data import validate_ohlcv
+    from pipeline_core.monitoring import AlertSeverity, OnlineDriftMonitor
     from pipeline_core.pipeline import InferencePipeline
 
     pipeline = InferencePipeline.load(args.bundle)

@@ -5,12 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pyarrow.parquet as pq
-from tqdm import tqdm
-
-from pipeline_core.batch import BatchInference
-from pipeline_core.pipeline import InferencePipeline
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -27,6 +21,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import pyarrow.parquet as pq
+    from tqdm import tqdm
+
+    from pipeline_core.batch import BatchInference
+    from pipeline_core.pipeline import InferencePipeline
+
     pipeline = InferencePipeline.load(args.bundle)
     batch = BatchInference(pipeline, batch_size=pipeline.config.batch_size, chunk_rows=args.chunk_rows)
     path = Path(args.input)

@@ -8,11 +8,10 @@ import time
 
 from tqdm import tqdm
 
-from pipeline_core.data import validate_ohlcv
-from pipeline_core.evaluation import format_table
 from pipeline_core.profiles import PROFILES, profile_config
 from pipeline_core.skill import EXIT_NO_SKILL, format_verdict
-from pipeline_core.training import ENSEMBLE_CHOICES, TrainOptions, train_pipeline
+
+ENSEMBLE_CHOICES = ("profile", "auto", "stacking", "voting", "single")
 
 
 def register(subparsers) -> None:
@@ -42,6 +41,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline_core.data import validate_ohlcv
+    from pipeline_core.evaluation import format_table
+    from pipeline_core.training import TrainOptions, train_pipeline
+
     overrides = {"horizons": args.horizons} if args.horizons else {}
     if args.ensemble not in ("profile", "auto"):
         overrides.update(ensemble_method=args.ensemble, use_ensemble=True)

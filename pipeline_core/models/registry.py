@@ -1,22 +1,45 @@
-"""Model families by name: create a fresh model or load a saved one."""
+"""Model families by name: create a fresh model or load a saved one.
+
+A family's module (and so its library: xgboost, lightgbm, catboost, torch) is imported the
+first time that family is asked for, so loading a bundle imports only what it names.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from pipeline_core.errors import ConfigError
 from pipeline_core.models.base import BaseDirectionModel
-from pipeline_core.models.catboost_model import CatBoostModel
-from pipeline_core.models.lightgbm_model import LightGBMModel
-from pipeline_core.models.recurrent import GRUModel, LSTMModel
-from pipeline_core.models.tcn import TCNModel
-from pipeline_core.models.xgboost_model import XGBoostModel
+from pipeline_core.models.families import SEQUENCE_FAMILIES
 
-MODEL_FAMILIES: dict[str, type[BaseDirectionModel]] = {
-    cls.family: cls
-    for cls in (XGBoostModel, LightGBMModel, CatBoostModel, LSTMModel, GRUModel, TCNModel)
+_CLASSES = {
+    "xgboost": ("xgboost_model", "XGBoostModel"),
+    "lightgbm": ("lightgbm_model", "LightGBMModel"),
+    "catboost": ("catboost_model", "CatBoostModel"),
+    "lstm": ("recurrent", "LSTMModel"),
+    "gru": ("recurrent", "GRUModel"),
+    "tcn": ("tcn", "TCNModel"),
 }
+
+
+class _Families(Mapping):
+    """family -> model class, importing each family's module on first access."""
+
+    def __getitem__(self, family: str) -> type[BaseDirectionModel]:
+        module, name = _CLASSES[family]
+        return getattr(importlib.import_module(f"pipeline_core.models.{module}"), name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SEQUENCE_FAMILIES)
+
+    def __len__(self) -> int:
+        return len(SEQUENCE_FAMILIES)
+
+
+MODEL_FAMILIES: Mapping[str, type[BaseDirectionModel]] = _Families()
 
 
 def model_class(family: str) -> type[BaseDirectionModel]:
