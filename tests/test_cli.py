@@ -1,5 +1,6 @@
 """The `inference-pipeline` command end to end, on a tiny market, in-process."""
 
+import argparse
 from datetime import date
 
 import polars as pl
@@ -60,3 +61,22 @@ def test_errors_are_reported_without_a_traceback(tmp_path, capsys):
     code = main(["predict", "--bundle", str(tmp_path), "--input", "x.parquet", "--horizon", "20", "--output", "y.parquet"])
     assert code == 2
     assert "error: " in (err := capsys.readouterr().err) and "manifest.json is missing" in err
+
+
+def _subparsers(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                yield from ((f"{name} {n}", s) for n, s in _subparsers(sub))
+
+
+def test_every_option_has_help_and_a_real_default_or_says_required():
+    for name, parser in _subparsers(build_parser()):
+        text = parser.format_help()
+        assert "(default: None)" not in text and "(default: )" not in text, name
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings} has no help"
+                if action.required:
+                    assert "(required)" in parser._get_formatter()._get_help_string(action), name

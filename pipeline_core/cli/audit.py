@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline_core.cli.help import HelpFormatter
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "audit",
         help="check a bundle for lookahead, undeclared history and parity; exit 1 on any failure",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--bundle", required=True, help="bundle folder (deployment/pipeline_vN)")
     parser.add_argument("--data", required=True, help="OHLCV parquet/CSV file or date-partitioned folder")

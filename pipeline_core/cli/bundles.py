@@ -7,15 +7,18 @@ import json
 import sys
 
 from pipeline_core.bundle import DECISIONS_DIR, BundleStore
+from pipeline_core.cli.help import HelpFormatter
 from pipeline_core.errors import BundleError, PipelineError
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("bundles", help="list bundle versions or promote one to live")
+    parser = subparsers.add_parser(
+        "bundles", help="list bundle versions or promote one to live", formatter_class=HelpFormatter
+    )
     parser.add_argument("--root", default="deployment", help="folder holding pipeline_vN bundles")
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="versions, their test metrics, and which is live")
-    promote = actions.add_parser("promote", help="point LIVE at a version (e.g. v2)")
+    promote = actions.add_parser("promote", help="point LIVE at a version (e.g. v2)", formatter_class=HelpFormatter)
     promote.add_argument("version", help="the bundle version, e.g. v2 or pipeline_v2")
     promote.add_argument(
         "--force", action="store_true",

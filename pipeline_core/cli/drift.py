@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline_core.cli.help import HelpFormatter
+
 if TYPE_CHECKING:
     from pipeline_core.monitoring import DriftReport
 
@@ -16,11 +18,11 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "drift",
         help="score OHLCV data with a bundle and compare features and predictions with its reference",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--bundle", required=True, help="bundle folder (deployment/pipeline_vN)")
     parser.add_argument("--data", required=True, help="OHLCV parquet/CSV file or date-partitioned folder")
-    parser.add_argument("--horizon", type=int, default=20)
+    parser.add_argument("--horizon", type=int, default=20, help="the bundle's horizon to check")
     parser.add_argument("--plot", default=None, help="write a PNG of the most drifted features here")
     parser.add_argument(
         "--batch-size",

@@ -6,14 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
+from pipeline_core.cli.help import HelpFormatter
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="walk-forward (rolling-origin) retrain-and-test of a profile, beside the baselines",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--data", required=True, help="OHLCV parquet/CSV file or date-partitioned folder (required)")
+    parser.add_argument("--data", required=True, help="OHLCV parquet/CSV file or date-partitioned folder")
     parser.add_argument("--profile", default="low-latency", help="training profile to evaluate")
     parser.add_argument("--folds", type=int, default=4, help="consecutive test blocks after the initial span")
     parser.add_argument("--horizon", type=int, default=None, help="horizon judged (default: the profile's longest)")

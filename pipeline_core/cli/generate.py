@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
+from pipeline_core.cli.help import HelpFormatter
 from pipeline_core.data import MarketSpec, generate_market, write_daily_partitions
 
 
@@ -12,13 +13,13 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "generate",
         help="write a deterministic synthetic market (minute bars) to DIR/date=YYYY-MM-DD/",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--start", type=date.fromisoformat, default=MarketSpec.start)
-    parser.add_argument("--days", type=int, default=MarketSpec.days)
-    parser.add_argument("--symbols", type=int, default=MarketSpec.symbols)
-    parser.add_argument("--bars-per-day", type=int, default=MarketSpec.bars_per_day)
-    parser.add_argument("--seed", type=int, default=MarketSpec.seed)
+    parser.add_argument("--start", type=date.fromisoformat, default=MarketSpec.start, help="first date (YYYY-MM-DD)")
+    parser.add_argument("--days", type=int, default=MarketSpec.days, help="calendar days of bars")
+    parser.add_argument("--symbols", type=int, default=MarketSpec.symbols, help="number of symbols (SYN01, SYN02, ...)")
+    parser.add_argument("--bars-per-day", type=int, default=MarketSpec.bars_per_day, help="one-minute bars per session")
+    parser.add_argument("--seed", type=int, default=MarketSpec.seed, help="random seed: the same seed gives the same bars")
     parser.add_argument(
         "--drift-start",
         type=date.fromisoformat,

@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline_core.cli.help import HelpFormatter
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict",
         help="score a parquet/CSV file of OHLCV bars into a predictions parquet file",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--bundle", required=True, help="bundle folder (deployment/pipeline_vN)")
     parser.add_argument("--input", required=True, help="parquet or CSV file, time-ordered per symbol")
-    parser.add_argument("--horizon", type=int, nargs="+", default=[20])
+    parser.add_argument("--horizon", type=int, nargs="+", default=[20], help="horizons to score (bars ahead)")
     parser.add_argument("--output", required=True, help="predictions parquet file to write")
     parser.add_argument("--chunk-rows", type=int, default=250_000, help="input rows scored at a time")
     parser.set_defaults(func=run)

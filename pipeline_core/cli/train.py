@@ -8,6 +8,7 @@ import time
 
 from tqdm import tqdm
 
+from pipeline_core.cli.help import HelpFormatter
 from pipeline_core.profiles import PROFILES, profile_config
 from pipeline_core.skill import EXIT_NO_SKILL, format_verdict
 
@@ -18,10 +19,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a profile on OHLCV data and save the bundle",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--data", required=True, help="parquet/CSV file or date-partitioned folder")
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="max-accuracy")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="max-accuracy", help="models, horizons and ensemble")
     parser.add_argument("--horizons", type=int, nargs="+", help="override the profile's horizons")
     parser.add_argument("--out", required=True, help="bundle folder to write, e.g. deployment/pipeline_v1")
     parser.add_argument(

@@ -1,0 +1,19 @@
+"""The help format every sub-command uses."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help, then "(required)" or its real default; nothing for a None or False default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.required:
+            return f"{text} (required)"
+        unset = action.default is None or action.default is False or action.default in ("", argparse.SUPPRESS)
+        if not unset and "default" not in text:
+            default = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
+            return f"{text} (default: {default})"
+        return text
