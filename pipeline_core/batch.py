@@ -135,9 +135,14 @@ class BatchInference:
         output_path: str | Path | None = None,
         progress: Progress | None = None,
     ) -> BatchResult:
-        """Score a parquet or CSV file chunk by chunk into `output_path` (parquet)."""
+        """Score a parquet or CSV file (or a date-partitioned folder, date by date) chunk by chunk
+        into `output_path` (parquet)."""
         horizons = _horizon_list(horizon, self.pipeline.config.horizons)
         output = Path(output_path) if output_path else Path(path).with_suffix(".predictions.parquet")
+        if output.resolve() == Path(path).resolve():
+            raise DataValidationError(f"The output {output} is the input: choose another output path.")
+        if output.suffix.lower() != ".parquet":
+            raise DataValidationError(f"The output {output} must be a .parquet file (predictions are written as parquet).")
         started = time.perf_counter()
         tally = _Tally()
         with _parquet_writer(output) as write:
@@ -235,15 +240,22 @@ def _horizon_list(horizon, trained: list[int]) -> list[int]:
 
 
 def _read_chunks(path: Path, rows: int, progress: Progress | None) -> Iterator[pl.DataFrame]:
-    if not path.is_file():
-        raise DataValidationError(f"Input file {path} does not exist.")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
+    """Record batches of a parquet or CSV file (.csv.gz too), or one date of a partitioned folder at a time."""
+    if path.is_dir():
+        yield from _read_partitions(path, progress)
+        return
+    if not path.exists():
+        raise DataValidationError(f"Input {path} does not exist.")
+    name = path.name.lower()
+    if name.endswith(".parquet"):
         batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
-    elif suffix == ".csv":
+    elif name.endswith((".csv", ".csv.gz")):
         batches = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=64 << 20))
     else:
-        raise DataValidationError(f"Input file {path.name} has an unknown type {suffix!r}: expected .parquet or .csv.")
+        raise DataValidationError(
+            f"Input file {path.name} has an unknown type: expected .parquet, .csv, .csv.gz or a folder of "
+            "date=YYYY-MM-DD partitions."
+        )
     empty = True
     for batch in batches:
         if batch.num_rows:
@@ -253,6 +265,18 @@ def _read_chunks(path: Path, rows: int, progress: Progress | None) -> Iterator[p
             yield pl.from_arrow(pa.Table.from_batches([batch]))
     if empty:
         raise DataValidationError(f"Input file {path} has no rows.")
+
+
+def _read_partitions(root: Path, progress: Progress | None) -> Iterator[pl.DataFrame]:
+    """Each date partition of `root` in date order, so each symbol's bars stay in time order."""
+    days = list_partition_dates(root)
+    if not days:
+        raise DataValidationError(f"Input folder {root} holds no date=YYYY-MM-DD partitions.")
+    for day in days:
+        frame = read_bars(root, day, day)
+        if progress:
+            progress(frame.height)
+        yield frame
 
 
 def _check_continues(carry: pl.DataFrame, chunk: pl.DataFrame) -> None:

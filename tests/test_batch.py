@@ -78,3 +78,29 @@ def test_process_dataset_writes_one_partition_per_date_and_horizon(tiny_pipeline
     full = tiny_pipeline.predict(tiny_market, horizon=20).to_frame().filter(pl.col("timestamp").dt.date() == date(2024, 3, 4))
     np.testing.assert_allclose(day.sort("symbol", "timestamp")["prob_up"].to_numpy(), full.sort("symbol", "timestamp")["prob_up"].to_numpy(), atol=1e-9)
     assert result.n_samples == 4 * 3 * 390
+
+
+def test_process_file_scores_a_partitioned_folder_like_the_whole_file(tiny_pipeline, tiny_market, tmp_path):
+    write_daily_partitions(tiny_market, tmp_path / "ohlcv")
+    folder = BatchInference(tiny_pipeline).process_file(tmp_path / "ohlcv", horizon=20, output_path=tmp_path / "f.parquet")
+    tiny_market.write_parquet(tmp_path / "bars.parquet")
+    whole = BatchInference(tiny_pipeline).process_file(tmp_path / "bars.parquet", horizon=20, output_path=tmp_path / "w.parquet")
+    assert folder.n_samples == whole.n_samples
+    a, b = _keyed(pl.read_parquet(tmp_path / "f.parquet")), _keyed(pl.read_parquet(tmp_path / "w.parquet"))
+    assert a["timestamp"].equals(b["timestamp"])
+    np.testing.assert_allclose(a["prob_up"].to_numpy(), b["prob_up"].to_numpy(), atol=1e-9)
+
+
+def test_process_file_reads_gzipped_csv_and_never_overwrites_its_input(tiny_pipeline, tiny_market, tmp_path):
+    import gzip
+
+    source = tmp_path / "bars.csv.gz"
+    source.write_bytes(gzip.compress(tiny_market.head(800).write_csv().encode()))
+    result = BatchInference(tiny_pipeline).process_file(source, horizon=20, output_path=tmp_path / "p.parquet")
+    assert result.n_samples == 800 - tiny_pipeline.required_lookback
+    before = source.read_bytes()
+    with pytest.raises(DataValidationError, match="is the input"):
+        BatchInference(tiny_pipeline).process_file(source, horizon=20, output_path=source)
+    with pytest.raises(DataValidationError, match="must be a .parquet file"):
+        BatchInference(tiny_pipeline).process_file(source, horizon=20, output_path=tmp_path / "p.csv")
+    assert source.read_bytes() == before and not (tmp_path / "p.csv").exists()

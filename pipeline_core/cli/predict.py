@@ -11,11 +11,14 @@ from pipeline_core.cli.help import HelpFormatter
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict",
-        help="score a parquet/CSV file of OHLCV bars into a predictions parquet file",
+        help="score OHLCV bars (a parquet/CSV file or a date-partitioned folder) into a predictions parquet file",
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--bundle", required=True, help="bundle folder (deployment/pipeline_vN)")
-    parser.add_argument("--input", required=True, help="parquet or CSV file, time-ordered per symbol")
+    parser.add_argument(
+        "--input", required=True,
+        help="parquet, CSV or .csv.gz file time-ordered per symbol, or a folder of date=YYYY-MM-DD partitions",
+    )
     parser.add_argument("--horizon", type=int, nargs="+", default=[20], help="horizons to score (bars ahead)")
     parser.add_argument("--output", required=True, help="predictions parquet file to write")
     parser.add_argument("--chunk-rows", type=int, default=250_000, help="input rows scored at a time")
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline = InferencePipeline.load(args.bundle)
     batch = BatchInference(pipeline, batch_size=pipeline.config.batch_size, chunk_rows=args.chunk_rows)
     path = Path(args.input)
-    total = pq.ParquetFile(path).metadata.num_rows if path.suffix.lower() == ".parquet" else None
+    total = pq.ParquetFile(path).metadata.num_rows if path.is_file() and path.suffix.lower() == ".parquet" else None
     with tqdm(total=total, unit="bar", unit_scale=True, desc="scoring") as bar:
         result = batch.process_file(path, horizon=args.horizon, output_path=args.output, progress=bar.update)
     print(
