@@ -92,7 +92,8 @@ class Cursors:
         self.values = json.loads(path.read_text()) if path.is_file() else {}
 
     def tick(self, definitions: dg.Definitions, sensor: str, instance: dg.DagsterInstance, run_config=None) -> Tick:
-        outcome = tick(definitions, sensor, instance, self.values.get(sensor), run_config)
+        quiet = {**demo.QUIET_CONSOLE, **(run_config or {})}  # INFO on the console; the UI keeps every event
+        outcome = tick(definitions, sensor, instance, self.values.get(sensor), quiet)
         failed = [result for result in outcome.results if not result.success]
         if failed:
             messages = [event.message or "" for result in failed for event in result.all_events if event.is_failure]
