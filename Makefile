@@ -29,10 +29,14 @@ test: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run
 
+# The UI shows only the dates of data/ohlcv (unless INFERENCE_PARTITIONS_START/END are set).
 ui: $(INSTALLED)
 	mkdir -p .dagster_home
 	test -f .dagster_home/dagster.yaml || cp inference_assets/dagster.yaml .dagster_home/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
+	dates=$$(ls data/ohlcv 2>/dev/null | sed -n 's/^date=//p' | sort); \
+	INFERENCE_PARTITIONS_START=$${INFERENCE_PARTITIONS_START:-$$(echo "$$dates" | head -n 1)} \
+	INFERENCE_PARTITIONS_END=$${INFERENCE_PARTITIONS_END:-$$(echo "$$dates" | tail -n 1)} \
+	DAGSTER_HOME=$(CURDIR)/.dagster_home exec $(BIN)/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) .dagster_home data deployment/pipeline_v* deployment/LIVE deployment/decisions

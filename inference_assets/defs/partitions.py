@@ -16,13 +16,17 @@ from inference_assets.dagster_internals import PARTITION_RANGE_END_TAG, PARTITIO
 
 # The first date that can be scored; the synthetic market starts here. Set it to the first
 # date of real history (YYYY-MM-DD) before the first deployment: changing it later changes
-# the partition set the UI shows, not any data.
-PARTITIONS_START = os.environ.get("INFERENCE_PARTITIONS_START", "2024-01-01")
+# the partition set the UI shows, not any data. INFERENCE_PARTITIONS_END (YYYY-MM-DD, the
+# last date) stops the partitions at the data's end: `make ui` sets both from data/ohlcv, so
+# the demo shows only its own dates. Unset, partitions run to today.
+PARTITIONS_START = os.environ.get("INFERENCE_PARTITIONS_START") or "2024-01-01"
+PARTITIONS_END = os.environ.get("INFERENCE_PARTITIONS_END") or None
 
 date_partitions = dg.DailyPartitionsDefinition(
     start_date=PARTITIONS_START,
+    end_date=(date.fromisoformat(PARTITIONS_END) + timedelta(days=1)).isoformat() if PARTITIONS_END else None,
     timezone="UTC",
-    end_offset=1,  # today's date exists, so the evening schedule can score today's session
+    end_offset=0 if PARTITIONS_END else 1,  # today's date exists, so the evening schedule can score today
 )
 horizon_partitions = dg.StaticPartitionsDefinition([str(h) for h in HORIZONS])
 scoring_partitions = dg.MultiPartitionsDefinition({"date": date_partitions, "horizon": horizon_partitions})

@@ -105,3 +105,15 @@ def test_daily_schedule_skips_without_raw_data(tmp_path):
         resources={"data_lake": DataLakeResource(root=str(tmp_path))},
     )
     assert isinstance(daily_scoring_schedule(context), dg.SkipReason)
+
+
+def test_partitions_can_span_exactly_the_datas_dates():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from inference_assets.defs.partitions import date_partitions as d\n"
+            "keys = d.get_partition_keys(); print(keys[0], keys[-1], len(keys))")
+    env = {**os.environ, "INFERENCE_PARTITIONS_START": "2024-02-01", "INFERENCE_PARTITIONS_END": "2024-02-29"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["2024-02-01", "2024-02-29", "29"]
