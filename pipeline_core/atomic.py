@@ -19,11 +19,16 @@ from pathlib import Path
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary file to write, renamed over `path` on success and removed on failure."""
     final = Path(path)
+    created = [folder for folder in (final.parent, *final.parent.parents) if not folder.exists()]
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     try:
         yield temporary
         os.replace(temporary, final)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        _remove_empty(created)  # a failed write leaves no folder behind either
+        raise
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -58,3 +63,12 @@ def _swap_into_place(staging: Path, final: Path) -> None:
     os.rename(final, retired)
     os.rename(staging, final)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this write created (deepest first), if nothing else went into them."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return

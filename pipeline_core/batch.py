@@ -247,15 +247,23 @@ def _read_chunks(path: Path, rows: int, progress: Progress | None) -> Iterator[p
     if not path.exists():
         raise DataValidationError(f"Input {path} does not exist.")
     name = path.name.lower()
-    if name.endswith(".parquet"):
-        batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
-    elif name.endswith((".csv", ".csv.gz")):
-        batches = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=64 << 20))
-    else:
+    if not name.endswith((".parquet", ".csv", ".csv.gz")):
         raise DataValidationError(
             f"Input file {path.name} has an unknown type: expected .parquet, .csv, .csv.gz or a folder of "
             "date=YYYY-MM-DD partitions."
         )
+    try:
+        yield from _record_batches(path, rows, progress)
+    except pa.ArrowInvalid as err:
+        reason = str(err).strip().splitlines()[0][:200]
+        raise DataValidationError(f"Input file {path} cannot be read ({reason}): is it a valid {path.suffix} file?") from err
+
+
+def _record_batches(path: Path, rows: int, progress: Progress | None) -> Iterator[pl.DataFrame]:
+    if path.name.lower().endswith(".parquet"):
+        batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
+    else:
+        batches = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=64 << 20))
     empty = True
     for batch in batches:
         if batch.num_rows:

@@ -42,3 +42,12 @@ def test_atomic_folder_keeps_the_previous_folder_and_cleans_up_on_failure(tmp_pa
             raise ValueError("bad stage")
     assert [p.name for p in final.iterdir()] == ["kept.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["stage"]
+
+
+def test_a_failed_write_removes_the_folders_it_created(tmp_path):
+    target = tmp_path / "new" / "deeper" / "file.parquet"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as temporary:
+            temporary.write_text("half")
+            raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline_core.cli.help import HelpFormatter
+from pipeline_core.cli.help import HelpFormatter, positive_int
 
 if TYPE_CHECKING:
     from pipeline_core.monitoring import DriftReport
@@ -26,24 +26,18 @@ def register(subparsers) -> None:
     parser.add_argument("--plot", default=None, help="write a PNG of the most drifted features here")
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="check consecutive batches of N scored rows in time order (default: all rows at once)",
     )
-    parser.add_argument("--top-k", type=_positive_int, default=6, help="features shown in the plot")
+    parser.add_argument("--top-k", type=positive_int, default=6, help="features shown in the plot")
     parser.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
     """Print each batch's alerts and the feature table of the worst batch; 1 on CRITICAL."""
     from pipeline_core.data import validate_ohlcv
+    from pipeline_core.errors import InsufficientHistoryError
     from pipeline_core.monitoring import AlertSeverity, OnlineDriftMonitor
     from pipeline_core.pipeline import InferencePipeline
 
@@ -51,6 +45,11 @@ def run(args: argparse.Namespace) -> int:
     monitor = OnlineDriftMonitor.from_bundle(pipeline, args.horizon)
     bars = validate_ohlcv(args.data)
     result = pipeline.predict(bars, horizon=args.horizon)
+    if result.n_samples < monitor.config.min_batch_size:
+        raise InsufficientHistoryError(
+            f"{args.data} gives {result.n_samples} scored rows ({result.unscored.height} without enough history): "
+            f"drift needs at least {monitor.config.min_batch_size}. Give more bars."
+        )
     features = _scored_features(pipeline, bars, result)
     order = np.argsort(result.timestamps, kind="stable")
     size = args.batch_size or max(len(order), 1)

@@ -1,4 +1,4 @@
-"""The help format every sub-command uses."""
+"""The help format and argument types every sub-command uses."""
 
 from __future__ import annotations
 
@@ -17,3 +17,14 @@ class HelpFormatter(argparse.HelpFormatter):
             default = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
             return f"{text} (default: {default})"
         return text
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline_core.cli.help import HelpFormatter
+from pipeline_core.cli.help import HelpFormatter, positive_int
 
 
 def register(subparsers) -> None:
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--horizon", type=int, nargs="+", default=[20], help="horizons to score (bars ahead)")
     parser.add_argument("--output", required=True, help="predictions parquet file to write")
-    parser.add_argument("--chunk-rows", type=int, default=250_000, help="input rows scored at a time")
+    parser.add_argument("--chunk-rows", type=positive_int, default=250_000, help="input rows scored at a time")
     parser.set_defaults(func=run)
 
 

@@ -33,12 +33,16 @@ def validate_ohlcv(source: OhlcvSource) -> pl.DataFrame:
     if frame.height == 0:
         raise DataValidationError("OHLCV input is empty: expected at least one bar.")
     # `row` keeps the input position so errors point at the rows the user gave us.
-    frame = frame.with_row_index("row").select(
-        "row",
-        pl.col("timestamp").pipe(_as_utc_timestamp, frame.schema["timestamp"]),
-        pl.col("symbol").cast(pl.String),
-        *[_as_float(frame, name) for name in REQUIRED_COLUMNS],
-    )
+    columns = [_as_float(frame, name) for name in REQUIRED_COLUMNS]
+    try:
+        frame = frame.with_row_index("row").select(
+            "row",
+            pl.col("timestamp").pipe(_as_utc_timestamp, frame.schema["timestamp"]),
+            pl.col("symbol").cast(pl.String),
+            *columns,
+        )
+    except pl.exceptions.PolarsError as err:
+        raise _unparsable_timestamps(frame) from err
     _check_values(frame)
     return frame.sort("symbol", "timestamp", maintain_order=True).drop("row")
 
@@ -73,18 +77,30 @@ def _read_path(path: Path) -> pl.DataFrame:
                 f"Folder {path} holds no partitions: expected date=YYYY-MM-DD/*.parquet."
             )
         return pl.read_parquet(files, hive_partitioning=False)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pl.read_parquet(path)
-    if suffix in (".csv", ".txt"):
-        return _read_csv(path)
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            return pl.read_parquet(path)
+        if name.endswith((".csv", ".txt", ".csv.gz")):
+            return _read_csv(path)
+    except pl.exceptions.NoDataError as err:
+        raise DataValidationError(f"OHLCV file {path} is empty: expected a header and rows.") from err
+    except (pl.exceptions.PolarsError, OSError) as err:
+        reason = str(err).strip().splitlines()[0]
+        raise DataValidationError(f"OHLCV file {path} cannot be read ({reason}): is it a valid {path.suffix} file?") from err
     raise DataValidationError(
-        f"OHLCV file {path.name} has an unknown type {suffix!r}: expected .parquet or .csv."
+        f"OHLCV file {path.name} has an unknown type: expected .parquet, .csv or .csv.gz."
     )
 
 
 def _read_csv(path: Path) -> pl.DataFrame:
-    frame = pl.read_csv(path, try_parse_dates=True)
+    try:
+        frame = pl.read_csv(path, try_parse_dates=True)
+    except pl.exceptions.ComputeError:
+        # A value after the first rows broke type inference (text among numbers, another date
+        # format): infer from every row, so the offending column keeps text and the contract
+        # below names it.
+        frame = pl.read_csv(path, try_parse_dates=True, infer_schema_length=None)
     first = frame.columns[0]
     # An unnamed first column (a written pandas index) is the timestamp.
     if (first == "" or first.startswith("Unnamed")) and "timestamp" not in _lower(frame.columns):
@@ -129,6 +145,19 @@ def _as_utc_timestamp(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         return expr.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     # Naive timestamps are taken to be UTC already.
     return expr.dt.replace_time_zone("UTC").dt.cast_time_unit("us")
+
+
+def _unparsable_timestamps(frame: pl.DataFrame) -> DataValidationError:
+    """The error for timestamp text not in one format: unparsable, or an offset where the first row has none."""
+    text = frame.with_row_index("row").select("row", pl.col("timestamp").cast(pl.String))
+    has_offset = text["timestamp"].str.contains(r"(Z|[+-]\d\d:?\d\d)$")
+    odd = text["timestamp"].str.to_datetime(strict=False).is_null() | (has_offset != has_offset[0])
+    bad = text.filter(odd).head(MAX_ROWS_SHOWN)
+    return DataValidationError(
+        f"Column 'timestamp' is not in one parseable format: rows {bad['row'].to_list()} are "
+        f"{bad['timestamp'].to_list()}, unlike row 0 {text['timestamp'][0]!r}. Write every timestamp in one "
+        "ISO-8601 format (all naive UTC, or all with an offset)."
+    )
 
 
 def _as_float(frame: pl.DataFrame, name: str) -> pl.Expr:
