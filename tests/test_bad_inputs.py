@@ -21,7 +21,8 @@ def _bars() -> pl.DataFrame:
 
 
 def _write(kind: str, folder) -> str:
-    path = folder / {"gzip named csv": "bars.csv", "empty csv": "bars.csv", "one row": "bars.parquet"}.get(kind, "bars.csv")
+    parquet = kind in ("one row", "truncated parquet")
+    path = folder / ("bars.parquet" if parquet else "bars.csv")
     bars = _bars()
     if kind == "empty csv":
         path.write_text("")
@@ -35,6 +36,9 @@ def _write(kind: str, folder) -> str:
         ).write_csv(path)
     elif kind == "gzip named csv":
         path.write_bytes(gzip.compress(bars.write_csv().encode()))
+    elif kind == "truncated parquet":
+        generate_market(MarketSpec(start=date(2024, 2, 1), days=1, symbols=1, bars_per_day=ROWS, seed=1)).write_parquet(path)
+        path.write_bytes(path.read_bytes()[:-200])
     elif kind == "one row":
         generate_market(MarketSpec(start=date(2024, 2, 1), days=1, symbols=1, bars_per_day=ROWS, seed=1)).head(1).write_parquet(path)
     return str(path)
@@ -45,6 +49,7 @@ CASES = {  # input -> the start of the message every command gives
     "text after row 100": r"Column 'close' has (type String|NaN, missing or infinite values: 1 rows.*row 150)",
     "naive and offset times": r"Column 'timestamp' is not in one parseable format: rows \[101",
     "gzip named csv": r"cannot be read",
+    "truncated parquet": r"file .*bars.parquet cannot be read",
 }
 
 

@@ -26,7 +26,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pyarrow.parquet as pq
     from tqdm import tqdm
 
     from pipeline_core.batch import BatchInference
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline = InferencePipeline.load(args.bundle)
     batch = BatchInference(pipeline, batch_size=pipeline.config.batch_size, chunk_rows=args.chunk_rows)
     path = Path(args.input)
-    total = pq.ParquetFile(path).metadata.num_rows if path.is_file() and path.suffix.lower() == ".parquet" else None
+    total = _parquet_rows(path)
     with tqdm(total=total, unit="bar", unit_scale=True, desc="scoring") as bar:
         result = batch.process_file(path, horizon=args.horizon, output_path=args.output, progress=bar.update)
     print(
@@ -43,3 +42,17 @@ def run(args: argparse.Namespace) -> int:
         f"{result.total_time:.2f}s: {result.rows_per_sec:,.0f} rows/s -> {args.output}"
     )
     return 0
+
+
+def _parquet_rows(path: Path) -> int | None:
+    """Rows of a parquet file, for the progress bar; None for other inputs or an unreadable file
+    (the reader then names the problem)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not (path.is_file() and path.suffix.lower() == ".parquet"):
+        return None
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except pa.ArrowInvalid:
+        return None
