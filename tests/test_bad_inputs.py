@@ -53,8 +53,12 @@ CASES = {  # input -> the start of the message every command gives
 }
 
 
-@pytest.mark.parametrize("kind", sorted(CASES))
-@pytest.mark.parametrize("command", ["train", "predict", "drift"])
+# polars reads gzip whatever the file is named, so train and drift accept gzip bytes named .csv.
+COMMAND_CASES = [(c, k) for c in ("train", "predict", "drift") for k in sorted(CASES) if (c, k) != ("train", "gzip named csv")
+                 and (c, k) != ("drift", "gzip named csv")]
+
+
+@pytest.mark.parametrize(("command", "kind"), COMMAND_CASES)
 def test_bad_inputs_give_one_clear_line_and_write_nothing(kind, command, tiny_bundle, tmp_path, capsys):
     source = tmp_path / "in"
     source.mkdir()
@@ -65,8 +69,6 @@ def test_bad_inputs_give_one_clear_line_and_write_nothing(kind, command, tiny_bu
         "predict": ["predict", "--bundle", str(tiny_bundle), "--input", data, "--output", str(out / "p.parquet")],
         "drift": ["drift", "--bundle", str(tiny_bundle), "--data", data, "--horizon", "20"],
     }[command]
-    if kind == "gzip named csv" and command != "predict":
-        pytest.skip("polars reads gzip whatever the name: train and drift accept the file")
     code = main(argv)
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]  # after predict's progress bar
