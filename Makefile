@@ -16,11 +16,11 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
-	$(BIN)/python -m inference_assets.demo
+	$(BIN)/python -m demo.run
 
 # The drift loop: drifted dates -> drift CRITICAL -> retraining -> promotion (after `make demo`).
 demo-drift: $(INSTALLED)
-	$(BIN)/python -m inference_assets.drift_demo
+	$(BIN)/python -m demo.drift
 
 # Two test workers on two cores: one OpenMP thread each, or torch oversubscribes the CPU.
 test: $(INSTALLED)

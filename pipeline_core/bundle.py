@@ -26,7 +26,7 @@ from typing import Any
 from pipeline_core.atomic import atomic_folder, atomic_write_text
 from pipeline_core.errors import BundleError, BundleFormatError, BundleIntegrityError, NotDeployableError
 
-FORMAT_VERSION = 2  # 2: `deployable` (the skill gate); calibrator and ensemble files of format 2
+FORMAT_VERSION = 3  # 2: `deployable` (the skill gate), calibrators and ensembles of format 2; 3: reference statistics of format 2
 MANIFEST_FILE = "manifest.json"
 LIBRARIES = ("numpy", "polars", "scikit-learn", "xgboost", "lightgbm", "catboost", "torch")
 MAX_SHOWN = 5
@@ -71,6 +71,10 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_json(self) -> str:
+        """The text of manifest.json (its SHA-256 identifies the bundle's exact files)."""
+        return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
@@ -119,7 +123,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _relative_files(root: Path) -> list[str]:
+def relative_files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink())
 
 
@@ -135,9 +139,9 @@ def write_bundle(path: str | Path, write_components, manifest_fields: dict[str, 
     into place (an existing bundle at `path` is replaced)."""
     with atomic_folder(path) as staging:
         components = write_components(staging)
-        files = {rel: sha256_file(staging / rel) for rel in _relative_files(staging)}
+        files = {rel: sha256_file(staging / rel) for rel in relative_files(staging)}
         manifest = Manifest(**manifest_fields, components=components, files=files)
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2))
+        (staging / MANIFEST_FILE).write_text(manifest.to_json())
     return manifest
 
 
@@ -156,7 +160,7 @@ def verify_bundle(path: str | Path) -> Manifest:
         manifest = Manifest.from_dict(json.loads(manifest_path.read_text()))
     except json.JSONDecodeError as err:
         raise BundleFormatError(f"{manifest_path} is not valid JSON: {err}.") from err
-    present = set(_relative_files(root)) - {MANIFEST_FILE}
+    present = set(relative_files(root)) - {MANIFEST_FILE}
     listed = set(manifest.files)
     _refuse_if(sorted(listed - present), root, "missing files")
     _refuse_if(sorted(present - listed), root, "files not in the manifest")
@@ -200,7 +204,7 @@ def rehash_bundle(path: str | Path) -> None:
     """
     root = Path(path)
     data = json.loads((root / MANIFEST_FILE).read_text())
-    data["files"] = {rel: sha256_file(root / rel) for rel in _relative_files(root) if rel != MANIFEST_FILE}
+    data["files"] = {rel: sha256_file(root / rel) for rel in relative_files(root) if rel != MANIFEST_FILE}
     (root / MANIFEST_FILE).write_text(json.dumps(data, indent=2))
 
 

@@ -2,17 +2,15 @@
 
 Layout: config.json, scaler.json, models/<name>_h<H>/, calibrators/<name>_h<H>.json,
 ensemble/meta_h<H>.json, reference/h<H>.json, evaluation.json, manifest.json.
-Every component is JSON or a library's native model format; loaders are looked up by
-component kind in `LOADERS`, never chosen from file contents. The loaders import their
-libraries when a bundle is read, so importing this module (and the pipeline) stays cheap.
+Every component is written and read by its kind's serializer (`serialization`), with the
+loader the manifest names, never one chosen from file contents.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline_core.bundle import (
     Component,
@@ -24,88 +22,22 @@ from pipeline_core.bundle import (
 from pipeline_core.components import FittedComponents
 from pipeline_core.constants import CLASSES
 from pipeline_core.errors import BundleError
+from pipeline_core.serialization import read_component, write_component
 
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise BundleError(f"Bundle file {path.name} is not valid JSON: {err}.") from err
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1))
-
-
-def _scaler(path: Path, _: str):
-    from pipeline_core.scaling import scaler_from_dict
-
-    return scaler_from_dict(_read_json(path))
-
-
-def _model(path: Path, family: str):
-    from pipeline_core.models.registry import load_model
-
-    return load_model(family, path)
-
-
-def _calibrator(path: Path, method: str):
-    from pipeline_core.calibration import calibrator_from_dict
-
-    return calibrator_from_dict(_read_json(path), method)
-
-
-def _ensemble(path: Path, _: str):
-    from pipeline_core.ensemble import ensemble_from_dict
-
-    return ensemble_from_dict(_read_json(path))
-
-
-def _reference(path: Path, _: str):
-    from pipeline_core.monitoring import ReferenceStats
-
-    return ReferenceStats.from_dict(_read_json(path))
-
-
-# kind -> (path, loader name) -> object
-LOADERS: dict[str, Callable[[Path, str], Any]] = {
-    "config": lambda path, _: _read_json(path),
-    "scaler": _scaler,
-    "model": _model,
-    "calibrator": _calibrator,
-    "ensemble": _ensemble,
-    "reference": _reference,
-    "evaluation": lambda path, _: _read_json(path),
-}
+BUNDLE_KINDS = ("config", "scaler", "model", "calibrator", "ensemble", "reference", "evaluation")
 
 
 def _write_components(pipeline, root: Path) -> list[Component]:
-    components = [
-        Component("config", "config", "config.json", "json"),
-        Component("scaler", "scaler", "scaler.json", "robust_scaler"),
+    items = [
+        ("config", "config", {"config": pipeline.config.to_dict(), "metadata": pipeline.metadata}),
+        ("scaler", "scaler", pipeline.scaler),
+        *(("model", key, model) for key, model in pipeline.models.items()),
+        *(("calibrator", key, calibrator) for key, calibrator in pipeline.calibrators.items()),
+        *(("ensemble", f"meta_h{h}", ensemble) for h, ensemble in pipeline.ensembles.items()),
+        *(("reference", f"h{h}", stats) for h, stats in pipeline.reference_stats.items()),
+        ("evaluation", "evaluation", pipeline.evaluation),
     ]
-    _write_json(root / "config.json", {"config": pipeline.config.to_dict(), "metadata": pipeline.metadata})
-    from pipeline_core.scaling import scaler_to_dict
-
-    _write_json(root / "scaler.json", scaler_to_dict(pipeline.scaler))
-    for key, model in pipeline.models.items():
-        folder = root / "models" / key
-        folder.mkdir(parents=True)
-        model.save(folder)
-        components.append(Component("model", key, f"models/{key}", model.family))
-    for key, calibrator in pipeline.calibrators.items():
-        _write_json(root / "calibrators" / f"{key}.json", calibrator.to_dict())
-        components.append(Component("calibrator", key, f"calibrators/{key}.json", calibrator.method))
-    for horizon, ensemble in pipeline.ensembles.items():
-        _write_json(root / "ensemble" / f"meta_h{horizon}.json", ensemble.to_dict())
-        components.append(Component("ensemble", f"meta_h{horizon}", f"ensemble/meta_h{horizon}.json", ensemble.method))
-    for horizon, stats in pipeline.reference_stats.items():
-        _write_json(root / "reference" / f"h{horizon}.json", stats.to_dict())
-        components.append(Component("reference", f"h{horizon}", f"reference/h{horizon}.json", "json"))
-    _write_json(root / "evaluation.json", pipeline.evaluation)
-    components.append(Component("evaluation", "evaluation", "evaluation.json", "json"))
-    return components
+    return [write_component(root, kind, name, obj) for kind, name, obj in items]
 
 
 @dataclass(frozen=True)
@@ -140,11 +72,9 @@ def read_bundle(path: Path) -> StoredBundle:
     manifest = verify_bundle(path)
     loaded: dict[str, dict[str, Any]] = {}
     for component in manifest.components:
-        if component.kind not in LOADERS:
-            raise BundleError(f"Bundle component kind {component.kind!r} is unknown: expected one of {sorted(LOADERS)}.")
-        loaded.setdefault(component.kind, {})[component.name] = LOADERS[component.kind](
-            path / component.path, component.loader
-        )
+        if component.kind not in BUNDLE_KINDS:
+            raise BundleError(f"Bundle component kind {component.kind!r} is unknown: expected one of {list(BUNDLE_KINDS)}.")
+        loaded.setdefault(component.kind, {})[component.name] = read_component(path, component)
     stored = loaded["config"]["config"]
     components = FittedComponents(
         scaler=loaded["scaler"]["scaler"],

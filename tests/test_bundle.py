@@ -90,7 +90,7 @@ def test_a_planted_pickle_is_never_unpickled(bundle_copy, tmp_path):
     manifest["components"].append({"kind": "model", "name": "xgboost_h20", "path": "models/xgboost_h20.pkl", "loader": "pickle"})
     _write_manifest(bundle_copy, manifest)
     rehash_bundle(bundle_copy)
-    with pytest.raises(ConfigError, match="Unknown model family 'pickle'"):
+    with pytest.raises(BundleError, match="models/xgboost_h20.pkl: Unknown model family 'pickle'"):
         InferencePipeline.load(bundle_copy)
     assert not (tmp_path / "unpickled").exists()
 

@@ -164,7 +164,7 @@ def test_reference_stats_keep_their_dependence_through_json(stats):
 
 def test_reference_stats_stored_before_serial_dependence_load_as_independent_rows(stats):
     data = stats.to_dict()
-    old = {**data, "features": [
+    old = {**data, "format_version": 1, "features": [
         {k: v for k, v in sketch.items() if k not in ("inflation", "effective_size", "autocorrelation")}
         for sketch in data["features"]
     ]}
@@ -258,7 +258,7 @@ def test_reference_stats_keep_class_dependence_through_json(stats):
 
 
 def test_reference_stats_stored_before_class_dependence_count_predictions_as_independent(stats):
-    old = {k: v for k, v in stats.to_dict().items() if k != "class_dependence"}
+    old = {k: v for k, v in stats.to_dict().items() if k != "class_dependence"} | {"format_version": 1}
     restored = ReferenceStats.from_dict(old)
     assert restored.class_dependence is None and restored.independent_predictions == stats.n_predictions
     rng = np.random.default_rng(11)
@@ -284,3 +284,12 @@ def test_reference_stats_reject_grouped_predictions_that_do_not_match_the_rows()
     reference = _reference(np.random.default_rng(12), 100)
     with pytest.raises(DriftInputError, match=r"reference predictions has shape \(50,\), expected \(100,\)"):
         ReferenceStats.from_data(reference, NAMES, predictions=np.zeros(50), groups=np.zeros(100))
+
+
+def test_reference_stats_of_format_2_require_every_key(stats):
+    data = stats.to_dict()
+    with pytest.raises(ConfigError, match="incomplete or malformed.*class_dependence"):
+        ReferenceStats.from_dict({k: v for k, v in data.items() if k != "class_dependence"})
+    sketches = [{k: v for k, v in s.items() if k != "inflation"} for s in data["features"]]
+    with pytest.raises(ConfigError, match="incomplete or malformed.*inflation"):
+        ReferenceStats.from_dict({**data, "features": sketches})

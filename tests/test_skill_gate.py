@@ -12,7 +12,6 @@ import pytest
 
 from pipeline_core import training
 from pipeline_core.bundle import BundleStore
-from pipeline_core.build_folder import BuildFolder
 from pipeline_core.cli import main
 from pipeline_core.data import MarketSpec, generate_market, write_daily_partitions
 from pipeline_core.errors import NotDeployableError
@@ -22,7 +21,7 @@ from pipeline_core.skill import EXIT_NO_SKILL, assess_skill
 from pipeline_core.training import TrainOptions, train_pipeline
 
 from inference_assets.defs.bundle_assets import PromotionConfig, live_bundle
-from inference_assets.defs.resources import BundleStoreResource, DataLakeResource
+from inference_assets.defs.resources import BundleStoreResource
 
 BOOSTING = {"n_estimators": 30, "n_jobs": 1}
 FAST = TrainOptions(model_params={"xgboost": BOOSTING, "lightgbm": BOOSTING})
@@ -86,15 +85,13 @@ def test_promotion_refuses_a_no_skill_bundle_unless_forced_and_records_the_overr
     assert decision["forced"] is True and "a test" in decision["reasons"][0]
 
 
-def test_live_bundle_asset_refuses_a_no_skill_bundle_unless_forced(no_skill_store, tmp_path):
-    data_lake = DataLakeResource(root=str(tmp_path / "data"))
-    manifest = no_skill_store.path("v1") / "manifest.json"
-    BuildFolder(data_lake.build_dir).save_bundle_receipt({"version": "pipeline_v1", "sha256": "x", "path": str(manifest)}, {})
+def test_live_bundle_asset_refuses_a_no_skill_bundle_unless_forced(no_skill_store):
+    manifest = no_skill_store.manifest("v1")
     bundles = BundleStoreResource(deployment_root=str(no_skill_store.root))
     with pytest.raises(dg.Failure, match="marked not deployable"):
-        live_bundle(config=PromotionConfig(), data_lake=data_lake, bundles=bundles)
+        live_bundle(config=PromotionConfig(), bundles=bundles, deployment_bundle=manifest)
     assert no_skill_store.live_version() is None
-    result = live_bundle(config=PromotionConfig(force=True, reason="a test"), data_lake=data_lake, bundles=bundles)
+    result = live_bundle(config=PromotionConfig(force=True, reason="a test"), bundles=bundles, deployment_bundle=manifest)
     assert result.metadata["forced"] is True and no_skill_store.live_version() == "pipeline_v1"
 
 

@@ -1,29 +1,30 @@
 """The bundle build: raw history -> features and labels -> scaler -> base models ->
-calibrators -> ensembles -> deployment/pipeline_vN/ -> promoted to LIVE.
+calibration-window probabilities -> calibrators -> ensembles -> deployment/pipeline_vN/ ->
+promoted to LIVE.
 
-Each stage is one `pipeline_core.training` function. Its output is persisted by the
-stage itself in the build folder (`pipeline_core.build_folder`, no pickle), and the next stage
-declares it with `deps=` and reads it from there; nothing passes through an IO manager.
-Bump a stage's `code_version` when its logic changes: the UI then marks it and everything
-downstream as stale.
+Each stage is one `pipeline_core.training` function taking the earlier stages' values.
+Values move through the `build_stages` IO manager (`build_stages.py`: the bundle's own
+safe formats, no pickle). Bump a stage's `code_version` when its logic changes: the UI then
+marks it and everything downstream as stale.
 """
 
 import hashlib
 import time
 from contextlib import contextmanager
+from typing import Any
 
 import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from pipeline_core.build_folder import BuildFolder
-from pipeline_core.bundle import MANIFEST_FILE
+from pipeline_core.bundle import Manifest
 from pipeline_core.calibration import reliability_plot_png
+from pipeline_core.components import FittedComponents
+from pipeline_core.constants import CLASS_NAMES, CLASSES
 from pipeline_core.data import list_partition_dates, read_bars
 from pipeline_core.errors import NotDeployableError
-from pipeline_core.constants import CLASS_NAMES, CLASSES
-from pipeline_core.components import FittedComponents
 from pipeline_core.training import (
+    TrainingData,
     calibration_probabilities,
     fit_base_models,
     fit_calibrators,
@@ -34,138 +35,133 @@ from pipeline_core.training import (
 )
 
 from inference_assets import markdown
+from inference_assets.defs.build_stages import stage
 from inference_assets.defs.resources import BundleStoreResource, DataLakeResource, TrainingResource
 
 GROUP = "bundle"
 POOL = "training"  # one training stage at a time across runs (dagster.yaml)
 
 
+def _stage(kind: str, **kwargs):
+    """A bundle build stage whose value (of component `kind`) goes through the build-stage IO manager."""
+    return dg.asset(group_name=GROUP, pool=POOL, io_manager_key="build_stages", metadata=stage(kind), **kwargs)
+
+
 @contextmanager
-def _timed(info: dict):
+def _timed(metadata: dict):
     started = time.perf_counter()
     yield
-    info["seconds"] = round(time.perf_counter() - started, 3)
+    metadata["seconds"] = round(time.perf_counter() - started, 3)
 
 
-@dg.asset(deps=["ohlcv_bars"], group_name=GROUP, pool=POOL, code_version="1", kinds={"polars", "numpy"})
-def training_data(data_lake: DataLakeResource, training: TrainingResource) -> dg.MaterializeResult:
+@_stage("training_data", deps=["ohlcv_bars"], code_version="1", kinds={"polars", "numpy"})
+def training_data(data_lake: DataLakeResource, training: TrainingResource) -> dg.Output[TrainingData]:
     """Causal features and triple-barrier labels per horizon, with purged time windows."""
     start, end = training.window(list_partition_dates(data_lake.ohlcv_dir))
-    info = {"window": [start.isoformat(), end.isoformat()]}
-    with _timed(info):
+    metadata: dict[str, Any] = {"history": f"{start}..{end}"}
+    with _timed(metadata):
         bars = read_bars(data_lake.ohlcv_dir, start, end)
         data = prepare_training_data(bars, training.inference_config(), training.train_options())
-    BuildFolder(data_lake.build_dir).save_training_data(data, info)
     balance = _class_balance(data)
-    return dg.MaterializeResult(metadata={
-        "history": f"{start}..{end}",
+    return dg.Output(data, metadata={
+        **metadata,
         "bars": bars.height,
         "rows_with_features": data.rows.n_scored,
         "features": data.rows.raw.shape[1],
         "class_balance": dg.MetadataValue.md(markdown.table(balance)),
         **{f"share_{row['class']}_h{row['horizon']}": row["share"] for row in balance},
-        "seconds": info["seconds"],
     })
 
 
-@dg.asset(deps=[training_data], group_name=GROUP, pool=POOL, code_version="1", kinds={"scikitlearn"})
-def feature_scaler(data_lake: DataLakeResource) -> dg.MaterializeResult:
+@_stage("scaler", code_version="1", kinds={"scikitlearn"})
+def feature_scaler(training_data: TrainingData) -> dg.Output[Any]:
     """RobustScaler fit on the training window only (JSON)."""
-    build = BuildFolder(data_lake.build_dir)
-    data = build.load_training_data()
-    info = {}
-    with _timed(info):
-        scaler = fit_feature_scaler(data)
-    build.save_scaler(scaler, info)
-    return dg.MaterializeResult(metadata={"fit_rows": int(len(data.scaler_rows)), "seconds": info["seconds"]})
+    metadata: dict[str, Any] = {"fit_rows": int(len(training_data.scaler_rows))}
+    with _timed(metadata):
+        scaler = fit_feature_scaler(training_data)
+    return dg.Output(scaler, metadata=metadata)
 
 
-@dg.asset(deps=[training_data, feature_scaler], group_name=GROUP, pool=POOL, code_version="1",
-          kinds={"xgboost", "lightgbm"})
+@_stage("model", code_version="1", kinds={"xgboost", "lightgbm"})
 def base_models(
-    context: dg.AssetExecutionContext, data_lake: DataLakeResource, training: TrainingResource
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext, training: TrainingResource, training_data: TrainingData, feature_scaler
+) -> dg.Output[dict[str, Any]]:
     """One model per family and horizon, early-stopped (native model files)."""
-    build = BuildFolder(data_lake.build_dir)
-    data = build.load_training_data()
-    inputs = data.rows.scaled_by(build.load_scaler())
-    info = {}
-    with _timed(info):
-        models = fit_base_models(data, inputs, training.train_options(), progress=context.log.info)
-    build.save_models(models, info)
-    return dg.MaterializeResult(metadata={"models": ", ".join(sorted(models)), "seconds": info["seconds"]})
+    inputs = training_data.rows.scaled_by(feature_scaler)
+    metadata: dict[str, Any] = {}
+    with _timed(metadata):
+        models = fit_base_models(training_data, inputs, training.train_options(), progress=context.log.info)
+    return dg.Output(models, metadata={"models": ", ".join(sorted(models)), **metadata})
 
 
-@dg.asset(deps=[training_data, feature_scaler, base_models], group_name=GROUP, pool=POOL, code_version="1")
-def calibrators(data_lake: DataLakeResource) -> dg.MaterializeResult:
-    """A temperature calibrator per model and horizon, fit on the calibration window (JSON)."""
-    build = BuildFolder(data_lake.build_dir)
-    data, models = build.load_training_data(), build.load_models()
-    inputs = data.rows.scaled_by(build.load_scaler())
-    info = {}
-    with _timed(info):
-        fitted = fit_calibrators(data, calibration_probabilities(data, inputs, models))
-    build.save_calibrators(fitted, info)
+@_stage("array", code_version="1", kinds={"numpy"})
+def calibration_window_probabilities(
+    training_data: TrainingData, feature_scaler, base_models: dict[str, Any]
+) -> dg.Output[dict[str, np.ndarray]]:
+    """Each base model's raw probabilities on its horizon's calibration window (computed once,
+    for the calibrators and the ensembles)."""
+    metadata: dict[str, Any] = {}
+    with _timed(metadata):
+        raw = calibration_probabilities(training_data, training_data.rows.scaled_by(feature_scaler), base_models)
+    return dg.Output(raw, metadata={"rows": dg.MetadataValue.json({k: len(v) for k, v in raw.items()}), **metadata})
+
+
+@_stage("calibrator", code_version="1")
+def calibrators(
+    training_data: TrainingData, calibration_window_probabilities: dict[str, np.ndarray]
+) -> dg.Output[dict[str, Any]]:
+    """A calibrator per model and horizon, chosen out of sample on the calibration window (JSON)."""
+    metadata: dict[str, Any] = {}
+    with _timed(metadata):
+        fitted = fit_calibrators(training_data, calibration_window_probabilities)
     choices = [{"model": key, "calibration": c.choice, "parameters": c.parameters(), "reason": c.selection_["reason"]}
                for key, c in sorted(fitted.items())]
-    return dg.MaterializeResult(metadata={
-        "calibration": dg.MetadataValue.md(markdown.table(choices)),
-        "seconds": info["seconds"],
-    })
+    return dg.Output(fitted, metadata={"calibration": dg.MetadataValue.md(markdown.table(choices)), **metadata})
 
 
-@dg.asset(deps=[training_data, feature_scaler, base_models, calibrators], group_name=GROUP, pool=POOL,
-          code_version="1", kinds={"scikitlearn"})
-def ensembles(data_lake: DataLakeResource, training: TrainingResource) -> dg.MaterializeResult:
-    """Per horizon: a stacking meta-learner on out-of-fold calibrated probabilities, or voting (JSON)."""
-    build = BuildFolder(data_lake.build_dir)
-    data, models = build.load_training_data(), build.load_models()
-    inputs = data.rows.scaled_by(build.load_scaler())
-    info = {}
-    with _timed(info):
-        raw = calibration_probabilities(data, inputs, models)
-        fitted = fit_ensembles(data, raw, build.load_calibrators(), training.train_options())
-    build.save_ensembles(fitted, info)
+@_stage("ensemble", code_version="1", kinds={"scikitlearn"})
+def ensembles(
+    training: TrainingResource, training_data: TrainingData,
+    calibration_window_probabilities: dict[str, np.ndarray], calibrators: dict[str, Any],
+) -> dg.Output[dict[int, Any]]:
+    """Per horizon: stacking, voting or the best single model, chosen on out-of-fold calibrated probabilities (JSON)."""
+    metadata: dict[str, Any] = {}
+    with _timed(metadata):
+        fitted = fit_ensembles(training_data, calibration_window_probabilities, calibrators, training.train_options())
     selection = [{"horizon": h, "chosen": e.method, **{f"cv {m}": v for m, v in e.selection_["cv_log_loss"].items()},
                   "clearly better": e.selection_["best"] if e.selection_["clearly_better"] else ""}
                  for h, e in sorted(fitted.items())]
-    return dg.MaterializeResult(metadata={
+    return dg.Output(fitted, metadata={
         "method": ", ".join(sorted({e.method for e in fitted.values()})) or "none",
         "selection": dg.MetadataValue.md(markdown.table(selection)),
         "horizons": ", ".join(str(h) for h in sorted(fitted)),
-        "seconds": info["seconds"],
+        **metadata,
     })
 
 
-@dg.asset(deps=[training_data, feature_scaler, base_models, calibrators, ensembles], group_name=GROUP,
-          pool=POOL, code_version="1", kinds={"folder"})
-def deployment_bundle(data_lake: DataLakeResource, bundles: BundleStoreResource) -> dg.MaterializeResult:
+@_stage("manifest", code_version="2", kinds={"folder"})
+def deployment_bundle(
+    bundles: BundleStoreResource, training_data: TrainingData, feature_scaler, base_models: dict[str, Any],
+    calibrators: dict[str, Any], ensembles: dict[int, Any],
+) -> dg.Output[Manifest]:
     """The stages assembled, evaluated on the test window and saved as deployment/pipeline_vN/."""
-    build = BuildFolder(data_lake.build_dir)
-    data = build.load_training_data()
-    scaler = build.load_scaler()
-    inputs = data.rows.scaled_by(scaler)
-    info = {}
-    with _timed(info):
-        components = FittedComponents(scaler, build.load_models(), build.load_calibrators(), build.load_ensembles())
-        pipeline = finalize(data, inputs, components)
+    inputs = training_data.rows.scaled_by(feature_scaler)
+    metadata: dict[str, Any] = {}
+    with _timed(metadata):
+        pipeline = finalize(training_data, inputs, FittedComponents(feature_scaler, base_models, calibrators, ensembles))
         store = bundles.store()
         path = store.path(store.next_version())
-        version = pipeline.save(path).pipeline_version
-    digest = hashlib.sha256((path / MANIFEST_FILE).read_bytes()).hexdigest()
-    build.save_bundle_receipt({"version": version, "path": str(path), "sha256": digest}, info)
-    stages = ["training_data", "feature_scaler", "base_models", "calibrators", "ensembles"]
-    training_seconds = sum(build.stage_info(stage)["seconds"] for stage in stages) + info["seconds"]
-    return dg.MaterializeResult(metadata={
-        "bundle_version": version,
+        manifest = pipeline.save(path)
+    return dg.Output(manifest, metadata={
+        "bundle_version": manifest.pipeline_version,
         "bundle_path": dg.MetadataValue.path(str(path)),
-        "manifest_sha256": digest,
-        "training_seconds": round(training_seconds, 1),
+        "manifest_sha256": hashlib.sha256(manifest.to_json().encode()).hexdigest(),
         "evaluation": dg.MetadataValue.md(markdown.table(_evaluation_rows(pipeline.evaluation))),
         **_headline(pipeline.evaluation),
         "deployable": pipeline.evaluation["skill"]["deployable"],
         "skill": pipeline.evaluation["skill"]["reason"],
-        "calibration_plot": dg.MetadataValue.md(_calibration_plots(data, inputs, pipeline)),
+        "calibration_plot": dg.MetadataValue.md(_calibration_plots(training_data, inputs, pipeline)),
+        **metadata,
     })
 
 
@@ -178,22 +174,24 @@ class PromotionConfig(dg.Config):
     reason: str = Field(default="", description="Why a forced promotion is made (recorded).")
 
 
-@dg.asset(deps=[deployment_bundle], group_name=GROUP, code_version="2")
-def live_bundle(config: PromotionConfig, data_lake: DataLakeResource, bundles: BundleStoreResource) -> dg.MaterializeResult:
+@dg.asset(group_name=GROUP, code_version="3")
+def live_bundle(
+    config: PromotionConfig, bundles: BundleStoreResource, deployment_bundle: Manifest
+) -> dg.MaterializeResult:
     """The LIVE pointer, moved to the bundle the last build wrote if it is deployable (the previous stays for rollback)."""
-    receipt = BuildFolder(data_lake.build_dir).load_bundle_receipt()
+    version = deployment_bundle.pipeline_version
     store = bundles.store()
     previous = store.live_version()
     try:
-        store.promote(receipt["version"], force=config.force, reason=config.reason)
+        store.promote(version, force=config.force, reason=config.reason)
     except NotDeployableError as err:
-        raise dg.Failure(description=str(err), metadata={"bundle_version": receipt["version"]}) from err
+        raise dg.Failure(description=str(err), metadata={"bundle_version": version}) from err
     return dg.MaterializeResult(metadata={
-        "live_version": receipt["version"],
+        "live_version": version,
         "previous_version": previous or "none",
-        "manifest_sha256": receipt["sha256"],
+        "bundle_id": deployment_bundle.bundle_id,
         "forced": config.force,
-        "deployable": str(store.manifest(receipt["version"]).deployable),
+        "deployable": str(deployment_bundle.deployable),
         "rollback": f"inference-pipeline bundles promote {previous}" if previous else "no earlier bundle",
     })
 

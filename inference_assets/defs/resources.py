@@ -221,11 +221,15 @@ class RetrainingResource(dg.ConfigurableResource):
         )
 
 
+def data_lake_resource() -> DataLakeResource:
+    return DataLakeResource(root=env_or_default("INFERENCE_DATA_ROOT", "data"))
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
-            "data_lake": DataLakeResource(root=env_or_default("INFERENCE_DATA_ROOT", "data")),
+            "data_lake": data_lake_resource(),
             "bundles": BundleStoreResource(
                 deployment_root=env_or_default("INFERENCE_DEPLOYMENT_ROOT", "deployment"),
                 bundle_version=env_or_default("INFERENCE_BUNDLE_VERSION", ""),

@@ -26,7 +26,7 @@ from pipeline_core.monitoring.dependence import (
 )
 from pipeline_core.monitoring.inputs import CLASSES, class_labels, confidence_vector, feature_matrix, group_codes
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every key written, the serial-dependence fields included (1 may lack them)
 DEFAULT_QUANTILES = 1000
 
 
@@ -146,9 +146,9 @@ class DistributionSketch:
             size=int(data["size"]),
             mean=float(data["mean"]),
             std=float(data["std"]),
-            inflation=np.asarray(data.get("inflation", [1.0]), dtype=np.float64),
-            effective_size=None if data.get("effective_size") is None else float(data["effective_size"]),
-            autocorrelation=float(data.get("autocorrelation", 0.0)),
+            inflation=np.asarray(data["inflation"], dtype=np.float64),
+            effective_size=None if data["effective_size"] is None else float(data["effective_size"]),
+            autocorrelation=float(data["autocorrelation"]),
         )
         sketch._check()
         return sketch
@@ -381,15 +381,17 @@ class ReferenceStats:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReferenceStats:
         version = data.get("format_version") if isinstance(data, dict) else None
-        if version != FORMAT_VERSION:
+        if version not in (1, FORMAT_VERSION):
             raise ConfigError(
-                f"reference stats have format_version {version!r}, this code reads "
+                f"reference stats have format_version {version!r}, this code reads 1 to "
                 f"{FORMAT_VERSION}; rebuild them with ReferenceStats.from_data or upgrade"
             )
         try:
+            if version == 1:
+                data = _reference_v1_to_v2(data)
             confidence = data["confidence"]
             proportions = data["class_proportions"]
-            dependence = data.get("class_dependence")  # absent before it was measured
+            dependence = data["class_dependence"]
             return cls(
                 feature_names=tuple(data["feature_names"]),
                 features=tuple(DistributionSketch.from_dict(s) for s in data["features"]),
@@ -404,6 +406,23 @@ class ReferenceStats:
             )
         except (KeyError, TypeError) as err:
             raise ConfigError(f"reference stats are incomplete or malformed: {err!r}") from err
+
+
+def _reference_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 may lack the serial-dependence fields: then no dependence was measured
+    (inflation 1, autocorrelation 0, effective size unknown, no class dependence)."""
+    def sketch(values: dict[str, Any] | None) -> dict[str, Any] | None:
+        if values is None:
+            return None
+        return {"inflation": [1.0], "effective_size": None, "autocorrelation": 0.0, **values}
+
+    return {
+        **data,
+        "format_version": 2,
+        "features": [sketch(values) for values in data["features"]],
+        "confidence": sketch(data["confidence"]),
+        "class_dependence": data.get("class_dependence"),
+    }
 
 
 def _confidence_sketch(confidences: Any, runs: Runs | None, n_bins: int, n_quantiles: int) -> DistributionSketch:

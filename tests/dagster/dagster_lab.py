@@ -14,6 +14,7 @@ from pipeline_core.bundle import LIVE_POINTER
 from pipeline_core.data import MarketSpec, generate_market, write_daily_partitions
 from pipeline_core.features import FeatureSet
 
+from inference_assets.defs.build_stages import BuildStageIOManager
 from inference_assets.defs.partitions import ScoringPartition, range_tags
 from inference_assets.defs.resources import (
     BundleStoreResource,
@@ -45,7 +46,8 @@ LEAKY = FeatureSet.from_expressions(
 
 
 class ForbiddenIOManager(dg.IOManager):
-    """Fails if any asset hands Dagster a value to store (everything persists itself)."""
+    """Fails if any asset outside the bundle build hands Dagster a value to store (the default
+    IO manager would pickle it; those assets persist themselves)."""
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         if obj is not None:
@@ -86,8 +88,10 @@ class Lab:
 
 
 def lab_resources(root: Path, **overrides) -> dict:
+    data_lake = DataLakeResource(root=str(root / "data"))
     return {
-        "data_lake": DataLakeResource(root=str(root / "data")),
+        "data_lake": data_lake,
+        "build_stages": BuildStageIOManager(data_lake=data_lake),
         "bundles": BundleStoreResource(deployment_root=str(root / "deployment")),
         "scoring_checks": ScoringChecksResource(throughput_floor=1, lookahead_samples=6, parity_samples=120),
         "training": FAST_TRAINING,

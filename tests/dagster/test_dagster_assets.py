@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from datetime import date
 
 import dagster as dg
@@ -10,18 +11,19 @@ import polars as pl
 import pytest
 
 from pipeline_core.bundle import MANIFEST_FILE, BundleStore
+from pipeline_core.errors import BundleError
 
 from inference_assets.defs import resources as resources_module
 from inference_assets.defs.partitions import ScoringPartition
-from inference_assets.defs.resources import BUNDLE_VERSION_TAG, ScoringChecksResource
+from inference_assets.defs.resources import BUNDLE_VERSION_TAG, DataLakeResource, ScoringChecksResource
 
 from dagster_lab import BARS_PER_PARTITION, SCORED_DAYS, SCORED_HORIZONS, check_evaluations
 
 pytestmark = pytest.mark.xdist_group("dagster")
 
-BUNDLE_ASSETS = ["training_data", "feature_scaler", "base_models", "calibrators", "ensembles",
-                 "deployment_bundle", "live_bundle"]
-SAFE_SUFFIXES = {".json", ".npz", ".parquet", ".ubj", ".txt"}
+BUNDLE_ASSETS = ["training_data", "feature_scaler", "base_models", "calibration_window_probabilities",
+                 "calibrators", "ensembles", "deployment_bundle", "live_bundle"]
+SAFE_SUFFIXES = {".json", ".npy", ".npz", ".parquet", ".ubj", ".txt"}
 
 
 def _metadata(result, asset: str) -> dict:
@@ -43,7 +45,7 @@ def test_bundle_assets_build_and_promote_a_bundle(lab):
     assert "| model | calibration | parameters | reason |" in _metadata(lab.bundle_result, "calibrators")["calibration"].value
     assert "| horizon | chosen | cv stacking | cv voting | cv single |" in _metadata(lab.bundle_result, "ensembles")["selection"].value
     assert bundle["calibration_plot"].value.count("data:image/png;base64,") == 4
-    assert bundle["training_seconds"].value > 0
+    assert bundle["seconds"].value > 0
     balance = _metadata(lab.bundle_result, "training_data")
     shares = [balance[f"share_{c}_h20"].value for c in ("down", "flat", "up")]
     assert sum(shares) == pytest.approx(1.0)
@@ -51,10 +53,30 @@ def test_bundle_assets_build_and_promote_a_bundle(lab):
 
 def test_bundle_stages_persist_no_pickle(lab):
     files = [p for p in lab.data_lake.build_dir.rglob("*") if p.is_file()]
-    assert files, "the build folder is empty"
-    unsafe = sorted(str(p) for p in files if p.suffix not in SAFE_SUFFIXES)
+    stages = {p.relative_to(lab.data_lake.build_dir).parts[0] for p in files}
+    assert stages == set(BUNDLE_ASSETS) - {"live_bundle"}
+    unsafe = sorted(str(p) for p in files if p.suffix not in SAFE_SUFFIXES or p.read_bytes()[:1] == b"\x80")
     assert unsafe == []
-    # ForbiddenIOManager (conftest) would have failed the run had any asset returned a value.
+    # ForbiddenIOManager (dagster_lab) would have failed the run had any other asset returned a value.
+
+
+def test_a_stage_built_by_an_earlier_run_is_read_back_and_a_changed_one_refused(lab, tmp_path):
+    from inference_assets.defs.build_stages import BuildStageIOManager
+
+    stages = BuildStageIOManager(data_lake=lab.data_lake)
+    context = dg.build_input_context(asset_key=dg.AssetKey("ensembles"))
+    ensembles = stages.load_input(context)
+    assert sorted(ensembles) == [5, 10, 15, 20] and all(hasattr(e, "predict_proba") for e in ensembles.values())
+    copy = tmp_path / "lake"
+    shutil.copytree(lab.data_lake.build_dir, copy / "build")
+    [calibrator] = list((copy / "build" / "calibrators" / "calibrators").glob("*.json"))[:1]
+    calibrator.write_text(calibrator.read_text().replace("temperature", "temperaturE", 1))
+    changed = BuildStageIOManager(data_lake=DataLakeResource(root=str(copy)))
+    with pytest.raises(BundleError, match="changed after it was written"):
+        changed.load_input(dg.build_input_context(asset_key=dg.AssetKey("calibrators")))
+    with pytest.raises(BundleError, match="'feature_scaler' stage has not been built"):
+        BuildStageIOManager(data_lake=DataLakeResource(root=str(tmp_path / "empty"))).load_input(
+            dg.build_input_context(asset_key=dg.AssetKey("feature_scaler")))
 
 
 def test_bundle_assets_declare_code_versions(lab):

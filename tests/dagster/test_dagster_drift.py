@@ -1,7 +1,7 @@
 """The drift loop: scored partitions -> prediction_drift -> CRITICAL -> retraining_job -> gate.
 
 Sensors are evaluated with `dg.build_sensor_context` against the lab's instance and their
-run requests executed in process (`inference_assets.ticks`, which skips used run keys as
+run requests executed in process (`demo.ticks`, which skips used run keys as
 the daemon does). The live bundle is the session lab's, copied into each scenario's own
 deployment root; the raw bars are the tiny market plus dates drifted from DRIFT_START.
 """
@@ -49,7 +49,7 @@ from inference_assets.defs.sensors import (
     drift_retraining_sensor,
     retraining_request,
 )
-from inference_assets.ticks import RUN_KEY_TAG, SENSOR_NAME_TAG, Tick, tick
+from demo.ticks import RUN_KEY_TAG, SENSOR_NAME_TAG, Tick, tick
 
 pytestmark = pytest.mark.xdist_group("dagster")
 

@@ -1,4 +1,4 @@
-"""The drift loop (`python -m inference_assets.drift_demo`): drifted dates -> scoring ->
+"""The drift loop (`python -m demo.drift`): drifted dates -> scoring ->
 drift CRITICAL -> retraining -> promotion, through the local Dagster instance.
 
 It continues `make demo` (and runs it first when there is no live bundle yet):
@@ -15,7 +15,7 @@ It continues `make demo` (and runs it first when there is no live bundle yet):
 5. Ticks both sensors again: nothing new is launched.
 6. Prints the decision and `inference-pipeline bundles list`.
 
-The sensors are ticked in this process (`inference_assets.ticks`), where the daemon of
+The sensors are ticked in this process (`demo.ticks`), where the daemon of
 `make ui` / `dagster dev` would tick them on its own; their cursors are kept in
 $DAGSTER_HOME/drift_demo_cursors.json, so a second run judges only its own new dates.
 The retraining uses `make demo`'s fast training profile and a window of DEMO_WINDOW_DAYS
@@ -40,10 +40,10 @@ from pipeline_core.bundle import BundleStore
 from pipeline_core.cli import main as cli_main
 from pipeline_core.data import MarketSpec, generate_market, list_partition_dates, write_daily_partitions
 
-from inference_assets import demo
+from demo import run as demo
 from inference_assets.definitions import defs
 from inference_assets.defs.partitions import ScoringPartition, date_range_tags
-from inference_assets.ticks import Tick, tick
+from demo.ticks import Tick, tick
 
 DRIFT_DAYS = 6
 DEMO_WINDOW_DAYS = 6
