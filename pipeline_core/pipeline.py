@@ -21,7 +21,7 @@ from pipeline_core.data import validate_ohlcv
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.features import DEFAULT_FEATURE_SET, get_feature_set
 from pipeline_core.inputs import ModelInputs, featurize
-from pipeline_core.constants import CLASSES, HORIZONS, PROBABILITY_COLUMNS
+from pipeline_core.constants import CLASSES, HORIZONS, PROBABILITY_COLUMNS, horizon_or_longest
 from pipeline_core.models.families import SEQUENCE_FAMILIES
 
 ENSEMBLE_METHODS = ("stacking", "voting", "single")
@@ -197,11 +197,11 @@ class InferencePipeline:
             for name in self.config.model_names
         }
 
-    def predict(self, df, horizon: int | Iterable[int] | None = 20):
+    def predict(self, df, horizon: int | Iterable[int] | None = None):
         """Score every bar of `df` that has enough history.
 
-        An int horizon gives an InferenceResult; None or a list gives {horizon: result},
-        computing features once for all of them.
+        An int horizon gives an InferenceResult; a list, or None for every trained horizon,
+        gives {horizon: result}, computing features once for all of them.
         """
         started = time.perf_counter()
         inputs = self.model_inputs(df)
@@ -214,9 +214,11 @@ class InferencePipeline:
             started = time.perf_counter()
         return results
 
-    def predict_single(self, df, idx: int, horizon: int = 20) -> np.ndarray:
+    def predict_single(self, df, idx: int, horizon: int | None = None) -> np.ndarray:
         """Probabilities (3,) of row `idx` of the validated (symbol, time)-sorted frame,
-        from its own symbol's bars up to `idx` and no more than `required_lookback` of them."""
+        from its own symbol's bars up to `idx` and no more than `required_lookback` of them
+        (horizon: the longest trained one if not given)."""
+        horizon = horizon_or_longest(horizon, self.config.horizons)
         bars = validate_ohlcv(df)
         if not 0 <= idx < bars.height:
             raise IndexError(f"Row {idx} is outside the frame of {bars.height} rows.")

@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from pipeline_core.bundle import DECISIONS_DIR, BundleStore
+from pipeline_core.constants import horizon_or_longest
 from pipeline_core.data import list_partition_dates, read_bars
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.metrics import classification_metrics
@@ -95,7 +96,7 @@ def retrain_and_gate(
     horizon: int | None = None,
 ) -> PromotionDecision:
     """Train, save, audit and compare a candidate; promote it only if it passes."""
-    horizon = horizon or max(config.horizons)
+    horizon = horizon_or_longest(horizon, config.horizons)
     train_dates, holdout = split_dates(raw_root, end, policy)
     candidate = train_pipeline(read_bars(raw_root, train_dates[0], train_dates[-1]), config, options)
     version = store.next_version()

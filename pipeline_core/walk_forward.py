@@ -27,7 +27,7 @@ from pipeline_core.metrics import (
     prior_probabilities,
     time_blocks,
 )
-from pipeline_core.constants import PROBABILITY_COLUMNS
+from pipeline_core.constants import PROBABILITY_COLUMNS, horizon_or_longest
 from pipeline_core.pipeline import InferenceConfig
 from pipeline_core.training import TrainOptions, train_pipeline
 
@@ -62,9 +62,7 @@ def walk_forward(
     """One result per fold, then the pooled result (fold -1). `jobs` > 1 trains folds in
     parallel processes (joblib; the folds are independent)."""
     bars = validate_ohlcv(ohlcv)
-    horizon = horizon or max(config.horizons)
-    if horizon not in config.horizons:
-        raise ConfigError(f"Horizon {horizon} is not one of the profile's {config.horizons}.")
+    horizon = horizon_or_longest(horizon, config.horizons)
     realized = _realized(bars, horizon)
     spans = _blocks(bars, folds, min_train_frac)
     judged = Parallel(n_jobs=jobs, return_as="generator")(

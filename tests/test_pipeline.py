@@ -60,7 +60,7 @@ def test_predict_scores_several_horizons_from_one_feature_pass(tiny_pipeline, ti
     calls = []
     original = inputs_module.compute_features
     monkeypatch.setattr(inputs_module, "compute_features", lambda *a, **k: calls.append(1) or original(*a, **k))
-    results = tiny_pipeline.predict(tiny_market, horizon=None)
+    results = tiny_pipeline.predict(tiny_market)  # no horizon: every trained one
     assert sorted(results) == [10, 20] and len(calls) == 1
     single = tiny_pipeline.predict(tiny_market, horizon=10)
     np.testing.assert_array_equal(results[10].probabilities, single.probabilities)
@@ -92,6 +92,14 @@ def test_predict_single_equals_predict_at_that_row(tiny_pipeline, tiny_market):
         expected = full.filter((pl.col("symbol") == key["symbol"]) & (pl.col("timestamp") == key["timestamp"]))
         probabilities = tiny_pipeline.predict_single(tiny_market, idx, horizon=20)
         np.testing.assert_allclose(probabilities, expected.select("prob_down", "prob_flat", "prob_up").row(0), atol=1e-9)
+
+
+def test_one_horizon_defaults_to_the_longest_trained_and_refuses_an_untrained_one(tiny_pipeline, tiny_market):
+    idx = tiny_market.height - 1
+    np.testing.assert_array_equal(tiny_pipeline.predict_single(tiny_market, idx),
+                                  tiny_pipeline.predict_single(tiny_market, idx, horizon=20))
+    with pytest.raises(ConfigError, match=r"Horizon 15 is not trained: the bundle scores \[10, 20\]"):
+        tiny_pipeline.predict_single(tiny_market, idx, horizon=15)
 
 
 def test_predict_single_refuses_a_row_without_enough_history(tiny_pipeline, tiny_market):

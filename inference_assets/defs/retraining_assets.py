@@ -27,12 +27,11 @@ from pydantic import Field
 
 from pipeline_core.bundle import BundleStore
 from pipeline_core.data import list_partition_dates
-from pipeline_core.errors import ConfigError, DataValidationError
+from pipeline_core.errors import DataValidationError
 from pipeline_core.retraining import DECISIONS_DIR, PromotionDecision, retrain_and_gate
 
 from inference_assets import markdown
 from inference_assets.defs.bundle_assets import POOL
-from inference_assets.defs.partitions import HORIZONS
 from inference_assets.defs.resources import (
     BundleStoreResource,
     DataLakeResource,
@@ -51,7 +50,7 @@ class RetrainingConfig(dg.Config):
     end_date: str = Field(
         default="", description="Last date of the holdout, the drifted date (YYYY-MM-DD); empty: the latest raw date."
     )
-    horizon: int = Field(default=0, description="Horizon both bundles are judged on; 0: the longest.")
+    horizon: int | None = Field(default=None, description="Horizon both bundles are judged on; empty: the longest.")
     drifted_partitions: list[str] = Field(
         default=[], description="The CRITICAL prediction_drift partitions that asked for this run (recorded only)."
     )
@@ -81,12 +80,10 @@ def retrained_bundle(
 ) -> dg.MaterializeResult:
     """A candidate bundle on a rolling window up to the drifted date, promoted only through the gate."""
     end = _end_date(config, data_lake)
-    if config.horizon and config.horizon not in HORIZONS:
-        raise ConfigError(f"horizon {config.horizon} is not one the bundle scores {list(HORIZONS)}; use 0 for the longest.")
     store = bundles.store()
     decision = retrain_and_gate(
         data_lake.ohlcv_dir, store, end, training.inference_config(), retraining.policy(),
-        training.train_options(), horizon=config.horizon or None,
+        training.train_options(), horizon=config.horizon,
     )
     verdict = "promoted" if decision.promoted else "rejected"
     context.log.info(f"{decision.candidate} {verdict}: {'; '.join(decision.reasons)}")

@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--bundle", required=True, help="bundle folder (deployment/pipeline_vN)")
     parser.add_argument("--data", required=True, help="OHLCV parquet/CSV file or date-partitioned folder")
-    parser.add_argument("--horizon", type=int, default=20, help="the bundle's horizon to audit")
+    parser.add_argument("--horizon", type=int, help="the bundle's horizon to audit (default: its longest)")
     parser.add_argument("--samples", type=_at_least_two, default=50, help="cut points / warm-up bars checked")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled bars")
     parser.add_argument(
@@ -35,11 +35,13 @@ def _at_least_two(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Print one line per audit; 0 when all pass, 1 otherwise."""
+    from pipeline_core.constants import horizon_or_longest
     from pipeline_core.data import validate_ohlcv
     from pipeline_core.pipeline import InferencePipeline
     from pipeline_core.validation.report import run_audits
 
     pipeline = InferencePipeline.load(args.bundle)
+    args.horizon = horizon_or_longest(args.horizon, pipeline.config.horizons)
     bars = validate_ohlcv(args.data)
     print(
         f"auditing {args.bundle} (horizon {args.horizon}, lookback {pipeline.required_lookback}) on "

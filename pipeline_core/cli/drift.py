@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--bundle", required=True, help="bundle folder (deployment/pipeline_vN)")
     parser.add_argument("--data", required=True, help="OHLCV parquet/CSV file or date-partitioned folder")
-    parser.add_argument("--horizon", type=int, default=20, help="the bundle's horizon to check")
+    parser.add_argument("--horizon", type=int, help="the bundle's horizon to check (default: its longest)")
     parser.add_argument("--plot", default=None, help="write a PNG of the most drifted features here")
     parser.add_argument(
         "--batch-size",
@@ -36,12 +36,14 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print each batch's alerts and the feature table of the worst batch; 1 on CRITICAL."""
+    from pipeline_core.constants import horizon_or_longest
     from pipeline_core.data import validate_ohlcv
     from pipeline_core.errors import InsufficientHistoryError
     from pipeline_core.monitoring import AlertSeverity, OnlineDriftMonitor
     from pipeline_core.pipeline import InferencePipeline
 
     pipeline = InferencePipeline.load(args.bundle)
+    args.horizon = horizon_or_longest(args.horizon, pipeline.config.horizons)
     monitor = OnlineDriftMonitor.from_bundle(pipeline, args.horizon)
     bars = validate_ohlcv(args.data)
     result = pipeline.predict(bars, horizon=args.horizon)

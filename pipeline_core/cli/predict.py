@@ -19,7 +19,7 @@ def register(subparsers) -> None:
         "--input", required=True,
         help="parquet, CSV or .csv.gz file time-ordered per symbol, or a folder of date=YYYY-MM-DD partitions",
     )
-    parser.add_argument("--horizon", type=int, nargs="+", default=[20], help="horizons to score (bars ahead)")
+    parser.add_argument("--horizon", type=int, nargs="+", help="horizons to score (bars ahead; default: every trained one)")
     parser.add_argument("--output", required=True, help="predictions parquet file to write")
     parser.add_argument("--chunk-rows", type=positive_int, default=250_000, help="input rows scored at a time")
     parser.set_defaults(func=run)

@@ -28,7 +28,7 @@ def test_definitions_list_every_asset_check_job_schedule_and_sensor():
     graph = definitions.resolve_asset_graph()
     assets = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert assets == {
-        "ohlcv_bars", "training_data", "feature_scaler", "base_models", "calibrators", "ensembles",
+        "ohlcv_bars", "training_data", "feature_scaler", "base_models", "calibration_window_probabilities", "calibrators", "ensembles",
         "deployment_bundle", "live_bundle", "scored_predictions", "prediction_drift", "retrained_bundle",
     }
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
