@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo demo-drift test bench ui clean
+.PHONY: demo demo-drift test test-quick bench ui clean
 
 $(INSTALLED): pyproject.toml
 	@echo "Setting up $(VENV): the project and its dependencies (torch CPU, xgboost, lightgbm, catboost, dagster)."
@@ -25,6 +25,10 @@ demo-drift: $(INSTALLED)
 # Two test workers on two cores: one OpenMP thread each, or torch oversubscribes the CPU.
 test: $(INSTALLED)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# The inner loop: the suite without the tests marked slow (webserver, CLI backfill); CI runs `make test`.
+test-quick: $(INSTALLED)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run

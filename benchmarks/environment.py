@@ -6,7 +6,7 @@ the entry points re-run themselves with the requested policy before measuring.
 
 The default is to inherit the environment, i.e. to measure what a scoring process on
 this host gets. Whether PASSIVE (idle threads sleep) beats the default (idle threads
-spin for a while) depends on the host's load: `benchmarks.experiments` measures both;
+spin for a while) depends on the host's load (`--omp-wait-policy` measures either);
 on a quiet machine spinning is faster for torch's many small parallel regions, on an
 oversubscribed one spinning threads steal the cores the other stages need.
 """

@@ -5,7 +5,6 @@
     python -m benchmarks.run --quick             # small bundles, fast to build
     python -m benchmarks.run --profiles low-latency --sections batch,latency
     python -m benchmarks.run --omp-wait-policy passive   # idle OpenMP threads sleep
-    python -m benchmarks.experiments             # before/after of proposed changes
 
 Bundles are reused from `benchmarks/results/bundles/<profile>/{full,quick}` (trained
 there on first use); input files from `benchmarks/results/data`. Results are printed as
@@ -75,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="bars in the stage breakdown (default: one chunk, --chunk-rows)")
     parser.add_argument("--omp-wait-policy", choices=POLICIES, default=DEFAULT_POLICY,
                         help="OMP_WAIT_POLICY of the measured processes (default inherit: as this shell has it; "
-                             "passive: idle OpenMP threads sleep instead of spinning; see benchmarks.experiments)")
+                             "passive: idle OpenMP threads sleep instead of spinning)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="bundles, data and scratch files")
     parser.add_argument("--json", type=Path, default=None, help="JSON output (default <results-dir>/bench.json)")
     args = parser.parse_args(argv)
