@@ -1,30 +1,24 @@
 """One safe serializer per component kind, shared by bundles and the Dagster build stages.
 
-Every component is JSON, numpy's `.npy`/`.npz` read with `allow_pickle=False`, parquet, or a
-model library's native format; never pickle. A component is written at its kind's path
+Every component is JSON, numpy's `.npy` read with `allow_pickle=False`, or a model
+library's native format; never pickle. A component is written at its kind's path
 (`models/xgboost_h20`, `calibrators/xgboost_h20.json`, ...) and recorded as a `Component`
 naming the loader that reads it back. Libraries are imported when a component is read or
 written, so importing this module stays cheap.
-
-A stage folder (`write_stage` / `read_stage`) holds one value, a component or a mapping
-of components, with `stage.json` listing them and every file's SHA-256, checked on read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline_core.bundle import Component, Manifest, relative_files, sha256_file
+from pipeline_core.bundle import Component, Manifest
 from pipeline_core.errors import BundleError
-
-STAGE_FILE = "stage.json"
-
 
 def read_json(path: Path) -> Any:
     """A component's JSON; BundleError naming the file if it is missing or not JSON."""
@@ -121,19 +115,6 @@ def _read_array(path: Path, _: str) -> np.ndarray:
         raise BundleError(f"Component file {path} is not a readable .npy array: {err}.") from err
 
 
-def _write_training_data(data, folder: Path) -> str:
-    from pipeline_core.training_data_io import save_training_data
-
-    save_training_data(data, folder)
-    return "npz"
-
-
-def _read_training_data(folder: Path, _: str):
-    from pipeline_core.training_data_io import load_training_data
-
-    return load_training_data(folder)
-
-
 SERIALIZERS: dict[str, Serializer] = {
     "config": Serializer("config.json", _write_plain, _read_plain),
     "scaler": Serializer("scaler.json", _write_scaler, _read_scaler),
@@ -147,8 +128,12 @@ SERIALIZERS: dict[str, Serializer] = {
         "manifest.json", lambda manifest, path: _write_plain(manifest.to_dict(), path),
         lambda path, _: Manifest.from_dict(read_json(path)),
     ),
-    "training_data": Serializer("training_data", _write_training_data, _read_training_data),
 }
+
+
+def register(kind: str, serializer: Serializer) -> None:
+    """Add a kind (e.g. the build stages' training data) that bundles do not hold."""
+    SERIALIZERS[kind] = serializer
 
 
 def _serializer(kind: str) -> Serializer:
@@ -174,32 +159,3 @@ def read_component(root: Path, component: Component) -> Any:
         raise
     except (OSError, KeyError, TypeError, ValueError) as err:
         raise BundleError(f"Cannot read the {component.kind} component {path}: {str(err).rstrip('.')}.") from err
-
-
-def write_stage(folder: Path, kind: str, value: Any) -> None:
-    """One build stage's value (a component, or a mapping of components by name or horizon)
-    into an empty `folder`, with its index and file hashes."""
-    mapping = isinstance(value, Mapping)
-    items = value.items() if mapping else [(kind, value)]
-    components = [write_component(folder, kind, str(key), obj) for key, obj in items]
-    keys = "int" if mapping and all(isinstance(k, int) for k in value) else "str"
-    files = {rel: sha256_file(folder / rel) for rel in relative_files(folder)}
-    write_json(folder / STAGE_FILE, {
-        "kind": kind, "mapping": mapping, "keys": keys,
-        "components": [asdict(c) for c in components], "files": files,
-    })
-
-
-def read_stage(folder: Path) -> Any:
-    """The value `write_stage` wrote, after checking every file's hash."""
-    index = read_json(folder / STAGE_FILE)
-    present = set(relative_files(folder)) - {STAGE_FILE}
-    listed = index["files"]
-    changed = sorted(rel for rel in listed if rel not in present or sha256_file(folder / rel) != listed[rel])
-    changed += sorted(present - set(listed))
-    if changed:
-        raise BundleError(f"Build stage {folder} changed after it was written ({changed[:5]}): materialize it again.")
-    values = {c["name"]: read_component(folder, Component(**c)) for c in index["components"]}
-    if not index["mapping"]:
-        return values[index["kind"]]
-    return {int(k) if index["keys"] == "int" else k: v for k, v in values.items()}

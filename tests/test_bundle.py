@@ -10,7 +10,7 @@ from pipeline_core.bundle import (
     rehash_bundle,
     verify_bundle,
 )
-from pipeline_core.errors import BundleError, BundleFormatError, BundleIntegrityError, ConfigError
+from pipeline_core.errors import BundleError, BundleFormatError, BundleIntegrityError
 from pipeline_core.pipeline import InferencePipeline
 
 

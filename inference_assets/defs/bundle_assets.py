@@ -3,7 +3,7 @@ calibration-window probabilities -> calibrators -> ensembles -> deployment/pipel
 promoted to LIVE.
 
 Each stage is one `pipeline_core.training` function taking the earlier stages' values.
-Values move through the `build_stages` IO manager (`build_stages.py`: the bundle's own
+Values move through the `build_stages` IO manager (`stage_io_manager.py`: the bundle's own
 safe formats, no pickle). Bump a stage's `code_version` when its logic changes: the UI then
 marks it and everything downstream as stale.
 """
@@ -35,7 +35,7 @@ from pipeline_core.training import (
 )
 
 from inference_assets import markdown
-from inference_assets.defs.build_stages import stage
+from inference_assets.defs.stage_io_manager import stage
 from inference_assets.defs.resources import BundleStoreResource, DataLakeResource, TrainingResource
 
 GROUP = "bundle"

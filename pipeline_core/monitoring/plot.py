@@ -14,13 +14,12 @@ from pipeline_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipeline_core.monitoring.reference import DistributionSketch
-    from pipeline_core.monitoring.report import DriftReport
 
 _PLOT_BINS = 40
 _COLUMNS = 3
 
 
-def drift_histograms_png(report: DriftReport, top_k: int) -> bytes:
+def drift_histograms_png(report, top_k: int) -> bytes:  # a DriftReport, whose plot_png calls this
     """Render the report's `top_k` most drifted features; a note when there is nothing to plot."""
     if top_k < 1:
         raise ConfigError(f"top_k is {top_k}, expected at least 1")

@@ -14,7 +14,7 @@ from pipeline_core.bundle import LIVE_POINTER
 from pipeline_core.data import MarketSpec, generate_market, write_daily_partitions
 from pipeline_core.features import FeatureSet
 
-from inference_assets.defs.build_stages import BuildStageIOManager
+from inference_assets.defs.stage_io_manager import BuildStageIOManager
 from inference_assets.defs.partitions import ScoringPartition, range_tags
 from inference_assets.defs.resources import (
     BundleStoreResource,

@@ -61,7 +61,7 @@ def test_bundle_stages_persist_no_pickle(lab):
 
 
 def test_a_stage_built_by_an_earlier_run_is_read_back_and_a_changed_one_refused(lab, tmp_path):
-    from inference_assets.defs.build_stages import BuildStageIOManager
+    from inference_assets.defs.stage_io_manager import BuildStageIOManager
 
     stages = BuildStageIOManager(data_lake=lab.data_lake)
     context = dg.build_input_context(asset_key=dg.AssetKey("ensembles"))

@@ -18,7 +18,7 @@ from pydantic import PrivateAttr
 
 from pipeline_core.atomic import atomic_folder
 from pipeline_core.errors import BundleError
-from pipeline_core.serialization import STAGE_FILE, read_stage, write_stage
+from pipeline_core.build_stages import STAGE_FILE, read_stage, write_stage
 
 from inference_assets.defs.resources import DataLakeResource, data_lake_resource
 
