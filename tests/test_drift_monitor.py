@@ -502,7 +502,6 @@ def dependent_stats() -> ReferenceStats:
     rng = np.random.default_rng(30)
     outputs = _dependent_outputs(rng, 4)
     n = outputs["predictions"].size
-    losses = -np.log(outputs["probabilities"][np.arange(n), outputs["actuals"] + 1])
     return ReferenceStats.from_data(
         _features(rng, n),
         NAMES,
