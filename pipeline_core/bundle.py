@@ -18,7 +18,7 @@ import re
 import uuid
 import warnings
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -71,6 +71,12 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def data_end(self) -> date | None:
+        """The date of the last bar the bundle was trained or tested on (None if unrecorded)."""
+        ends = [bounds.rpartition("..")[2] for bounds in self.training_window.values()]
+        return max((date.fromisoformat(end[:10]) for end in ends if end), default=None)
 
     def to_json(self) -> str:
         """The text of manifest.json (its SHA-256 identifies the bundle's exact files)."""

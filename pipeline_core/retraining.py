@@ -131,6 +131,7 @@ def judge_candidate(
         decision.reasons.append(f"no skill: {candidate.evaluation['skill']['reason']}")
     if live_version is not None:
         live = InferencePipeline.load(store.path(live_version))
+        decision.reasons += _older_data_reason(candidate, live)
         if horizon in live.config.horizons:
             decision.live_metrics = holdout_metrics(live, bars, horizon, holdout[0])
             worse = decision.candidate_metrics["log_loss"] - decision.live_metrics["log_loss"]
@@ -143,6 +144,14 @@ def judge_candidate(
     if decision.promoted:
         decision.reasons.append("all audits passed and the candidate is not worse than the live bundle")
     return decision
+
+
+def _older_data_reason(candidate: InferencePipeline, live: InferencePipeline) -> list[str]:
+    """Retraining never goes back in time: a candidate whose data ends before the live bundle's is refused."""
+    ends = candidate.manifest.data_end, live.manifest.data_end
+    if None in ends or ends[0] >= ends[1]:
+        return []
+    return [f"trained on data ending {ends[0]}, before the live bundle's {ends[1]}: LIVE never moves back in time"]
 
 
 def _live_lookback(store: BundleStore) -> int:

@@ -100,3 +100,14 @@ def test_concurrent_readers_never_see_a_half_written_bundle_or_pointer(skilled_p
         thread.join()
     assert not errors, errors[:3]
     assert len(loads) > 0 and set(loads) <= {"pipeline_v1", "pipeline_v2", "pipeline_v3"}
+
+
+def test_a_candidate_trained_on_older_data_than_live_is_refused(raw_root, tmp_path):
+    store = BundleStore(tmp_path / "deployment")
+    live = retrain_and_gate(raw_root, store, END, _config("ohlcv_v1"), POLICY, FAST)
+    assert store.manifest(live.candidate).data_end == date(2024, 5, 6)  # the holdout is not trained on
+    lenient = RetrainPolicy(window_days=5, holdout_days=2, audit_samples=5, tolerance=float("inf"))
+    decision = retrain_and_gate(raw_root, store, date(2024, 5, 7), _config("ohlcv_v1"), lenient, FAST)
+    assert not decision.promoted
+    assert "trained on data ending 2024-05-05, before the live bundle's 2024-05-06" in " ".join(decision.reasons)
+    assert store.live_version() == live.candidate

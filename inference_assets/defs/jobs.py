@@ -23,5 +23,5 @@ drift_job = dg.define_asset_job(
 retraining_job = dg.define_asset_job(
     "retraining_job",
     selection=dg.AssetSelection.assets("retrained_bundle"),
-    description="Train a candidate bundle up to a drifted date and promote it only if it passes the gate.",
+    description="Train a candidate bundle on the latest raw data and promote it only if it passes the gate.",
 )

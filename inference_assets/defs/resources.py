@@ -206,11 +206,11 @@ class RetrainingResource(dg.ConfigurableResource):
     """The promotion gate of `retrained_bundle` (pipeline_core.retraining.RetrainPolicy).
 
     The candidate trains on `window_days` raw dates ending just before the `holdout_days`
-    most recent dates up to the drifted date; both bundles are judged on the holdout.
+    most recent raw dates; both bundles are judged on the holdout.
     """
 
     window_days: int = Field(default=20, description="Raw dates the candidate trains on.")
-    holdout_days: int = Field(default=2, description="Latest dates (up to the drifted one) both bundles are judged on.")
+    holdout_days: int = Field(default=2, description="Latest raw dates both bundles are judged on.")
     tolerance: float = Field(default=0.0, description="Candidate log-loss may exceed live log-loss by at most this.")
     audit_samples: int = Field(default=20, description="Cut points per lookahead / warm-up audit of the candidate.")
 

@@ -48,9 +48,10 @@ class RetrainingConfig(dg.Config):
     """What one retraining run is about (the sensor fills it in from the drift it saw)."""
 
     end_date: str = Field(
-        default="", description="Last date of the holdout, the drifted date (YYYY-MM-DD); empty: the latest raw date."
+        default="", description="Last date of the holdout (YYYY-MM-DD); empty: the latest raw date, as the sensor asks."
     )
     horizon: int | None = Field(default=None, description="Horizon both bundles are judged on; empty: the longest.")
+    drifted_date: str = Field(default="", description="The latest CRITICAL date that asked for this run (recorded only).")
     drifted_partitions: list[str] = Field(
         default=[], description="The CRITICAL prediction_drift partitions that asked for this run (recorded only)."
     )
@@ -132,6 +133,7 @@ def _metadata(decision: PromotionDecision, verdict: str, store: BundleStore, con
         "horizon": decision.horizon,
         "train_window": f"{decision.train_dates[0]}..{decision.train_dates[-1]}",
         "holdout": f"{decision.holdout_dates[0]}..{decision.holdout_dates[-1]}",
+        "drifted_date": config.drifted_date or "none (launched by hand)",
         "drifted_partitions": ", ".join(config.drifted_partitions) or "none (launched by hand)",
         "candidate_path": dg.MetadataValue.path(str(store.path(decision.candidate))),
         "decision_path": dg.MetadataValue.path(str(store.root / DECISIONS_DIR / f"{decision.candidate}.json")),

@@ -14,9 +14,12 @@ Both are on by default: they tick whenever a daemon runs for the instance (`make
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import dagster as dg
 
+from pipeline_core.bundle import BundleStore
+from pipeline_core.errors import BundleError
 from pipeline_core.monitoring import AlertSeverity
 
 from inference_assets.defs.drift_assets import prediction_drift
@@ -93,22 +96,28 @@ def drift_retraining_sensor(
     if not records:
         return dg.SkipReason(f"No prediction_drift materialization after event {context.cursor or '(none)'}.")
     events = [DriftEvent.from_record(record) for record in records]
-    live = bundles.store().live_version()
-    outcome = retraining_request(events, live, in_flight=_retraining_in_flight(context.instance, live))
+    store = bundles.store()
+    live = store.live_version()
+    data_end = _data_end(context, store, live) if any(e.severity == CRITICAL for e in events) else None
+    outcome = retraining_request(events, live, data_end, in_flight=_retraining_in_flight(context.instance, live))
     cursor = str(records[-1].storage_id)
     if isinstance(outcome, dg.SkipReason):
         return dg.SensorResult(skip_reason=outcome, cursor=cursor)
     return dg.SensorResult(run_requests=[outcome], cursor=cursor)
 
 
-def retraining_request(events: list[DriftEvent], live: str | None, in_flight: bool) -> dg.RunRequest | dg.SkipReason:
-    """One retraining of the live bundle up to its latest CRITICAL date, or why there is none.
+def retraining_request(
+    events: list[DriftEvent], live: str | None, live_data_end: date | None, in_flight: bool
+) -> dg.RunRequest | dg.SkipReason:
+    """One retraining of the live bundle on the latest raw data, or why there is none.
 
-    A drift event is the live bundle found CRITICAL: however many partitions, horizons or
-    ticks show it, it asks for one run, keyed by the bundle and the latest drifted date.
-    Drift of a bundle that is no longer live asks for nothing (it was replaced), and
-    nothing is asked while a retraining of the live bundle is queued or running. A new
-    drifted date after a rejected candidate asks again, with one more date of data.
+    A drift event is the live bundle found CRITICAL on a date after the data it was
+    trained on: however many partitions, horizons or ticks show it, it asks for one run,
+    keyed by the bundle and the latest drifted date. Drift on dates the live bundle's
+    data covers (history rescored) asks for nothing: retraining never goes back in time.
+    Neither does drift of a bundle that is no longer live (it was replaced), nor any while
+    a retraining of the live bundle is queued or running. A new drifted date after a
+    rejected candidate asks again.
     """
     critical = [event for event in events if event.severity == CRITICAL]
     if not critical:
@@ -117,6 +126,11 @@ def retraining_request(events: list[DriftEvent], live: str | None, in_flight: bo
     if not drifted:
         versions = sorted({event.bundle_version for event in critical})
         return dg.SkipReason(f"CRITICAL drift of {versions}, not of the live bundle ({live}): nothing to replace.")
+    if live_data_end is not None:
+        drifted = [event for event in drifted if event.partition.day > live_data_end]
+        if not drifted:
+            return dg.SkipReason(f"CRITICAL drift of {live} only on dates its training data covers (up to "
+                                 f"{live_data_end}): rescored history never retrains.")
     if in_flight:
         return dg.SkipReason(f"A retraining of {live} is already queued or running; it answers this drift too.")
     latest = max(event.partition.day for event in drifted)
@@ -124,10 +138,21 @@ def retraining_request(events: list[DriftEvent], live: str | None, in_flight: bo
     return dg.RunRequest(
         run_key=f"retrain {live} {latest.isoformat()}",
         run_config=dg.RunConfig(ops={
-            "retrained_bundle": RetrainingConfig(end_date=latest.isoformat(), drifted_partitions=partitions)
+            "retrained_bundle": RetrainingConfig(drifted_date=latest.isoformat(), drifted_partitions=partitions)
         }),
         tags={DRIFTED_BUNDLE_TAG: live, DRIFTED_DATE_TAG: latest.isoformat()},
     )
+
+
+def _data_end(context: dg.SensorEvaluationContext, store: BundleStore, live: str | None) -> date | None:
+    """The last date the live bundle was trained on; None (any drift counts) if it cannot be read."""
+    if live is None:
+        return None
+    try:
+        return store.manifest(live).data_end
+    except BundleError as err:
+        context.log.warning(f"The live bundle {live} cannot be read ({err}): every CRITICAL date counts as new.")
+        return None
 
 
 def _materializations_after_cursor(context: dg.SensorEvaluationContext, asset_key: dg.AssetKey) -> list:

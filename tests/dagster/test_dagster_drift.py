@@ -162,7 +162,7 @@ def test_critical_drift_launches_exactly_one_retraining_however_many_ticks_see_i
     key = f"retrain pipeline_v1 {loop.drifted_days[-1]}"
     (request,) = loop.retraining.requests  # 4 CRITICAL partitions over 2 dates: one request
     assert request.run_key == key
-    assert request.run_config["ops"]["retrained_bundle"]["config"]["end_date"] == str(loop.drifted_days[-1])
+    assert request.run_config["ops"]["retrained_bundle"]["config"]["drifted_date"] == str(loop.drifted_days[-1])
     assert loop.retraining_next.requests == [] and loop.retraining_next.cursor == loop.retraining.cursor
     # Seen again after the promotion, the drift belongs to a bundle that is no longer live.
     assert loop.retraining_replayed.requests == []
@@ -170,6 +170,21 @@ def test_critical_drift_launches_exactly_one_retraining_however_many_ticks_see_i
     (run,) = loop.lab.instance.get_runs(filters=dg.RunsFilter(job_name="retraining_job"))
     assert run.tags[RUN_KEY_TAG] == key and run.tags[SENSOR_NAME_TAG] == RETRAINING_SENSOR
     assert run.tags[DRIFTED_BUNDLE_TAG] == "pipeline_v1"
+
+
+def test_rescored_history_found_critical_launches_no_retraining(loop):
+    """As after demo-drift: an old date rescored from the UI by the new live bundle and found
+    CRITICAL asks for nothing, since the live bundle's training data covers it."""
+    live = BundleStore(loop.lab.deployment_root).manifest("pipeline_v2")
+    old = STATIONARY_DAYS[0]
+    assert old <= live.data_end
+    loop.lab.instance.report_runless_asset_event(dg.AssetMaterialization(
+        "prediction_drift", partition=f"{old}|{SCORED_HORIZONS[0]}",
+        metadata={"severity": "CRITICAL", "bundle_version": "pipeline_v2"},
+    ))
+    outcome = run_tick(loop.lab, RETRAINING_SENSOR, loop.retraining_next.cursor)
+    assert outcome.requests == [] and outcome.results == []
+    assert f"only on dates its training data covers (up to {live.data_end})" in outcome.skip_reason
 
 
 def test_a_passing_candidate_is_promoted_and_its_decision_recorded(loop):
@@ -287,7 +302,7 @@ def test_retraining_for_an_unknown_horizon_fails_before_training(loop):
     )
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error.cause
-    assert failure.cls_name == "ConfigError" and "horizon 7 is not one the bundle scores" in failure.message
+    assert failure.cls_name == "ConfigError" and "Horizon 7 is not trained" in failure.message
     assert BundleStore(loop.lab.deployment_root).versions() == versions
 
 
@@ -312,20 +327,22 @@ def _event(key: str, severity: str = "CRITICAL", version: str = "pipeline_v1") -
     return DriftEvent(ScoringPartition.from_key(key), severity, version)
 
 
-def test_retraining_request_ends_at_the_latest_critical_date_of_the_live_bundle():
+def test_retraining_request_is_keyed_by_the_latest_critical_date_and_trains_on_the_latest_data():
     events = [_event("2024-03-09|5"), _event("2024-03-11|20"), _event("2024-03-10|5", "WARNING"),
-              _event("2024-03-12|5", version="pipeline_v0")]
-    request = retraining_request(events, "pipeline_v1", in_flight=False)
+              _event("2024-03-12|5", version="pipeline_v0"), _event("2024-03-06|10")]
+    request = retraining_request(events, "pipeline_v1", date(2024, 3, 8), in_flight=False)
     assert request.run_key == "retrain pipeline_v1 2024-03-11"
     config = request.run_config["ops"]["retrained_bundle"]["config"]
-    assert config["end_date"] == "2024-03-11" and config["drifted_partitions"] == ["2024-03-09|5", "2024-03-11|20"]
+    assert config["drifted_date"] == "2024-03-11" and config["drifted_partitions"] == ["2024-03-09|5", "2024-03-11|20"]
+    assert config["end_date"] == ""  # the candidate trains up to the latest raw date, not the drifted one
 
 
 @pytest.mark.parametrize(("events", "in_flight", "reason"), [
     ([_event("2024-03-09|5", "WARNING")], False, "No CRITICAL drift"),
     ([_event("2024-03-09|5", version="pipeline_v0")], False, "not of the live bundle (pipeline_v1)"),
     ([_event("2024-03-09|5")], True, "already queued or running"),
+    ([_event("2024-03-02|5"), _event("2024-03-08|20")], False, "only on dates its training data covers (up to 2024-03-08)"),
 ])
 def test_retraining_request_skips_with_a_reason(events, in_flight, reason):
-    outcome = retraining_request(events, "pipeline_v1", in_flight=in_flight)
+    outcome = retraining_request(events, "pipeline_v1", date(2024, 3, 8), in_flight=in_flight)
     assert isinstance(outcome, dg.SkipReason) and reason in outcome.skip_message
