@@ -54,7 +54,7 @@ def _timed(metadata: dict):
     metadata["seconds"] = round(time.perf_counter() - started, 3)
 
 
-@_stage("training_data", deps=["ohlcv_bars"], code_version="1", kinds={"polars", "numpy"})
+@_stage("training_data", deps=["ohlcv_bars"], code_version="2", kinds={"polars", "numpy"})
 def training_data(data_lake: DataLakeResource, training: TrainingResource) -> dg.Output[TrainingData]:
     """Causal features and triple-barrier labels per horizon, with purged time windows."""
     start, end = training.window(list_partition_dates(data_lake.ohlcv_dir))
@@ -73,7 +73,7 @@ def training_data(data_lake: DataLakeResource, training: TrainingResource) -> dg
     })
 
 
-@_stage("scaler", code_version="1", kinds={"scikitlearn"})
+@_stage("scaler", code_version="2", kinds={"scikitlearn"})
 def feature_scaler(training_data: TrainingData) -> dg.Output[Any]:
     """RobustScaler fit on the training window only (JSON)."""
     metadata: dict[str, Any] = {"fit_rows": int(len(training_data.scaler_rows))}
@@ -82,7 +82,7 @@ def feature_scaler(training_data: TrainingData) -> dg.Output[Any]:
     return dg.Output(scaler, metadata=metadata)
 
 
-@_stage("model", code_version="1", kinds={"xgboost", "lightgbm"})
+@_stage("model", code_version="2", kinds={"xgboost", "lightgbm"})
 def base_models(
     context: dg.AssetExecutionContext, training: TrainingResource, training_data: TrainingData, feature_scaler
 ) -> dg.Output[dict[str, Any]]:
@@ -106,7 +106,7 @@ def calibration_window_probabilities(
     return dg.Output(raw, metadata={"rows": dg.MetadataValue.json({k: len(v) for k, v in raw.items()}), **metadata})
 
 
-@_stage("calibrator", code_version="1")
+@_stage("calibrator", code_version="2")
 def calibrators(
     training_data: TrainingData, calibration_window_probabilities: dict[str, np.ndarray]
 ) -> dg.Output[dict[str, Any]]:
@@ -119,7 +119,7 @@ def calibrators(
     return dg.Output(fitted, metadata={"calibration": dg.MetadataValue.md(markdown.table(choices)), **metadata})
 
 
-@_stage("ensemble", code_version="1", kinds={"scikitlearn"})
+@_stage("ensemble", code_version="2", kinds={"scikitlearn"})
 def ensembles(
     training: TrainingResource, training_data: TrainingData,
     calibration_window_probabilities: dict[str, np.ndarray], calibrators: dict[str, Any],

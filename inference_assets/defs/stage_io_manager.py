@@ -1,9 +1,9 @@
 """The IO manager of the bundle build: each stage's value, stored without pickle.
 
 Dagster's default IO manager pickles; this one writes each bundle asset's output with
-`pipeline_core.serialization` (the bundle's own formats: JSON, .npy/.npz, parquet, native
-model files) to `<data root>/build/<asset>/`, atomically and hash-checked, and hands the
-next stage the typed value. Within a run the value just written is handed over as is, so a
+`pipeline_core.build_stages` (the bundle's own component formats: JSON, .npy/.npz, parquet,
+native model files) to `<data root>/build/<asset>/`, atomically and hash-checked, and hands
+the next stage the typed value. Within a run the value just written is handed over as is, so a
 stage's inputs are read from disk only when an earlier run built them.
 
 The asset's `stage_kind` metadata names the component kind of its value (or of each value
