@@ -26,7 +26,8 @@ from typing import Any
 from pipeline_core.atomic import atomic_folder, atomic_write_text
 from pipeline_core.errors import BundleError, BundleFormatError, BundleIntegrityError, NotDeployableError
 
-FORMAT_VERSION = 3  # 2: `deployable` (the skill gate), calibrators and ensembles of format 2; 3: reference statistics of format 2
+# 2: `deployable` (the skill gate), calibrators and ensembles of format 2; 3: reference statistics of format 2
+FORMAT_VERSION = 3
 MANIFEST_FILE = "manifest.json"
 LIBRARIES = ("numpy", "polars", "scikit-learn", "xgboost", "lightgbm", "catboost", "torch")
 MAX_SHOWN = 5
