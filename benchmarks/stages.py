@@ -52,7 +52,7 @@ def stage_breakdown(
     bars = stage("validate_ohlcv", lambda: validate_ohlcv(table))
     stage("compute_features", lambda: compute_features(bars, pipeline.feature_set))
     features = stage(
-        "featurize (validate + features + row selection)",
+        "featurize (features + row selection)",
         lambda: featurize(bars, pipeline.feature_set, config.sequence_length, config.uses_sequences),
     )
     inputs = stage("scale", lambda: features.scaled_by(pipeline.scaler))

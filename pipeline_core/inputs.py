@@ -14,7 +14,6 @@ import numpy as np
 import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pipeline_core.data import validate_ohlcv
 from pipeline_core.features import FeatureSet, compute_features
 from pipeline_core.scaling import scale
 
@@ -96,9 +95,8 @@ class ModelInputs:
         return np.concatenate([model.predict_proba(block) for block in self.sequences(positions)])
 
 
-def featurize(df, feature_set: FeatureSet, sequence_length: int, uses_sequences: bool) -> FeatureRows:
-    """Validate `df`, compute its features and decide which rows can be scored."""
-    bars = validate_ohlcv(df)
+def featurize(bars: pl.DataFrame, feature_set: FeatureSet, sequence_length: int, uses_sequences: bool) -> FeatureRows:
+    """Features of validated `bars` (`validate_ohlcv`'s output) and which rows can be scored."""
     extra = sequence_length - 1 if uses_sequences else 0
     featured = compute_features(bars, feature_set).with_row_index("row").with_columns(
         position=pl.int_range(pl.len(), dtype=pl.Int64).over("symbol")

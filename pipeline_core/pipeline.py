@@ -181,10 +181,13 @@ class InferencePipeline:
         extra = self.config.sequence_length - 1 if self.config.uses_sequences else 0
         return self.feature_set.lookback + extra
 
-    def model_inputs(self, df) -> ModelInputs:
-        """Scaled features and model inputs of every row with enough history."""
+    def model_inputs(self, df, *, check_input: bool = True) -> ModelInputs:
+        """Scaled features and model inputs of every row with enough history. With
+        `check_input=False`, `df` must be validated bars (`validate_ohlcv` or `read_bars`
+        output, sorted by symbol and time): they are not checked again."""
         self._check_fitted()
-        rows = featurize(df, self.feature_set, self.config.sequence_length, self.config.uses_sequences)
+        bars = validate_ohlcv(df) if check_input else df
+        rows = featurize(bars, self.feature_set, self.config.sequence_length, self.config.uses_sequences)
         return rows.scaled_by(self.scaler)
 
     def base_model_probabilities(
@@ -197,14 +200,15 @@ class InferencePipeline:
             for name in self.config.model_names
         }
 
-    def predict(self, df, horizon: int | Iterable[int] | None = None):
+    def predict(self, df, horizon: int | Iterable[int] | None = None, *, check_input: bool = True):
         """Score every bar of `df` that has enough history.
 
         An int horizon gives an InferenceResult; a list, or None for every trained horizon,
-        gives {horizon: result}, computing features once for all of them.
+        gives {horizon: result}, computing features once for all of them. `check_input=False`
+        skips validating `df` (see `model_inputs`): for bars validated where they were read.
         """
         started = time.perf_counter()
-        inputs = self.model_inputs(df)
+        inputs = self.model_inputs(df, check_input=check_input)
         horizons = self.config.horizons if horizon is None else horizon
         if isinstance(horizons, (int, np.integer)):
             return self._score(inputs, int(horizons), started)
@@ -230,7 +234,7 @@ class InferencePipeline:
                 f"Row {idx} ({symbol} {bars['timestamp'][idx]}) has {idx - first_of_symbol} earlier bars; "
                 f"scoring needs {self.required_lookback}."
             )
-        inputs = self.model_inputs(bars.slice(start, idx - start + 1))
+        inputs = self.model_inputs(bars.slice(start, idx - start + 1), check_input=False)
         return self.score_inputs(inputs, horizon).probabilities[-1]
 
     def score_inputs(

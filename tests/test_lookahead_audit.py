@@ -9,7 +9,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from pipeline_core.data import MarketSpec, generate_market
+from pipeline_core.data import MarketSpec, generate_market, validate_ohlcv
 from pipeline_core.errors import ConfigError, DataValidationError, InsufficientHistoryError
 from pipeline_core.features import FeatureSet, register_feature_set
 from pipeline_core.inputs import featurize
@@ -288,7 +288,7 @@ def test_scaler_fit_on_the_whole_series_fails_lookahead_audit(pipelines, market)
     config = pipeline.config
 
     def refit_scaler_predict(data):
-        rows = featurize(data, pipeline.feature_set, config.sequence_length, config.uses_sequences)
+        rows = featurize(validate_ohlcv(data), pipeline.feature_set, config.sequence_length, config.uses_sequences)
         scaler = fit_scaler(rows.raw, list(config.feature_columns))
         return pipeline.score_inputs(rows.scaled_by(scaler), HORIZON).to_frame()
 

@@ -70,3 +70,23 @@ def test_write_partition_leaves_nothing_behind_when_the_write_fails(tmp_path, mo
     assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]
     monkeypatch.undo()
     assert pl.read_parquet(folder / "part-0.parquet").equals(small_market.head(3))
+
+
+def test_scoring_a_date_validates_each_bar_once_where_it_is_read(dataset, tiny_pipeline, tmp_path, monkeypatch):
+    from pipeline_core.batch import score_date
+    from pipeline_core.data import schema
+
+    checked = []
+    original = schema._check_values
+    monkeypatch.setattr(schema, "_check_values", lambda frame: checked.append(frame.height) or original(frame))
+    list(score_date(tiny_pipeline, dataset, tmp_path / "predictions", date(2024, 3, 3), [20]))
+    day = 3 * 120  # 3 symbols x 120 bars: the scored date, then the earlier dates its lookback reads
+    assert checked[0] == day and sum(checked) == day * len(checked)
+
+
+def test_a_bar_in_two_date_folders_is_refused(dataset, small_market):
+    stray = small_market.filter(pl.col("timestamp").dt.date() == date(2024, 3, 2)).tail(1)  # in the lookback
+    write_partition(pl.concat([stray, small_market.filter(pl.col("timestamp").dt.date() == date(2024, 3, 3))]),
+                    dataset, date(2024, 3, 3))
+    with pytest.raises(DataValidationError, match=r"Bar SYN\d+ .* is in two date folders"):
+        read_bars(dataset, date(2024, 3, 3), lookback_bars=10)

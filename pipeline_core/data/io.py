@@ -49,7 +49,7 @@ def read_bars(
     available = require_dates(root, wanted)
     target = _read_dates(root, wanted)
     history = _lookback(root, [d for d in available if d < start], target, lookback_bars)
-    return validate_ohlcv(pl.concat([history, target]) if history is not None else target)
+    return target if history is None else _joined(history, target)
 
 
 def require_dates(root: str | Path, days: list[date]) -> list[date]:
@@ -69,6 +69,18 @@ def require_dates(root: str | Path, days: list[date]) -> list[date]:
 def _read_dates(root: str | Path, days: list[date]) -> pl.DataFrame:
     files = [f for day in days for f in sorted(partition_dir(root, day).glob("*.parquet"))]
     return validate_ohlcv(pl.read_parquet(files))
+
+
+def _joined(history: pl.DataFrame, target: pl.DataFrame) -> pl.DataFrame:
+    """Two validated frames as one, sorted; only the seam needs checking: no bar twice."""
+    bars = pl.concat([history, target]).sort("symbol", "timestamp", maintain_order=True)
+    twice = bars.filter(pl.struct("symbol", "timestamp").is_duplicated())
+    if twice.height:
+        row = twice.row(0, named=True)
+        raise DataValidationError(
+            f"Bar {row['symbol']} {row['timestamp']} is in two date folders: each bar must be in its own date's folder."
+        )
+    return bars
 
 
 def _lookback(

@@ -119,7 +119,7 @@ def judge_date(
 
 def scored_rows(pipeline: InferencePipeline, ohlcv_dir: Path, day: date) -> ScoredRows:
     """The features `pipeline` computes for the rows of `day` it scores (from the bars plus lookback)."""
-    inputs = pipeline.model_inputs(partition_bars(pipeline, ohlcv_dir, day))
+    inputs = pipeline.model_inputs(partition_bars(pipeline, ohlcv_dir, day), check_input=False)
     timestamps = np.asarray(inputs.timestamps).astype("datetime64[us]")
     keep = timestamps.astype("datetime64[D]") == np.datetime64(day)
     return ScoredRows(np.asarray(inputs.features)[keep], timestamps[keep], np.asarray(inputs.symbols)[keep])
