@@ -2,15 +2,19 @@
 
 import math
 from datetime import date
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
 import pytest
 
 from pipeline_core.constants import PROBABILITY_COLUMNS
-from pipeline_core.data import MarketSpec, generate_market, validate_ohlcv
+from pipeline_core.data import MarketSpec, generate_market, validate_ohlcv, write_daily_partitions, write_partition
 from pipeline_core.errors import DataValidationError
+from pipeline_core.labels import triple_barrier_labels
+from pipeline_core.monitoring import DriftConfig, ReferenceStats
 from pipeline_core.realized import hit_rate_by_confidence, metrics_by_symbol, realized_metrics, realized_outcomes
+from pipeline_core.realized_partitions import realize_date
 
 HORIZON = 10
 COST_BPS = 2.0
@@ -127,3 +131,54 @@ def test_predictions_on_bars_not_given_are_refused(bars):
         realized_outcomes(predictions, bars.filter(pl.col("symbol") == "SYN01"), HORIZON)
     with pytest.raises(DataValidationError, match=r"lack the columns \['confidence'\]"):
         realized_outcomes(predictions.drop("confidence"), bars, HORIZON)
+
+
+@pytest.fixture(scope="module")
+def skilled_partition(tmp_path_factory):
+    """Three dates of raw bars and, for the first, predictions right 70% of the time with
+    honest probabilities, and the reference such a model would have on record."""
+    root = tmp_path_factory.mktemp("realized")
+    market = generate_market(MarketSpec(start=date(2024, 5, 1), days=3, symbols=3, bars_per_day=390, seed=8))
+    write_daily_partitions(market, root / "ohlcv")
+    day = date(2024, 5, 1)
+    bars = validate_ohlcv(market)
+    truth = triple_barrier_labels(bars, HORIZON).filter(pl.col("timestamp").dt.date() == day).drop_nulls("label")
+    rng = np.random.default_rng(1)
+    right = rng.random(truth.height) < 0.7
+    predicted = np.where(right, truth["label"].to_numpy(), (truth["label"].to_numpy() + 2) % 3 - 1)
+    probabilities = np.full((truth.height, 3), 0.15)
+    probabilities[np.arange(truth.height), predicted + 1] = 0.7
+    frame = truth.select("timestamp", "symbol").with_columns(
+        horizon=pl.lit(HORIZON, pl.Int16), prediction=pl.Series(predicted, dtype=pl.Int8),
+        **{name: probabilities[:, i] for i, name in enumerate(PROBABILITY_COLUMNS)},
+        confidence=probabilities.max(axis=1), bundle_version=pl.lit("pipeline_v1"),
+    )
+    stats = ReferenceStats.from_data(rng.normal(size=(500, 2)), ["a", "b"], predictions=rng.choice([-1, 0, 1], 500),
+                                     accuracy=0.7, log_loss=float(-0.7 * np.log(0.7) - 0.3 * np.log(0.15)))
+    return root, day, frame, SimpleNamespace(reference_stats={HORIZON: stats})
+
+
+def _realize(root, day, frame, bundle, name):
+    write_partition(frame, root / name, day, HORIZON)
+    [(horizon, outcome)] = realize_date(lambda version: bundle, root / "ohlcv", root / name, root / f"{name}-realized",
+                                        day, [HORIZON], threshold=0.5, cost_bps=1.0, config=DriftConfig())
+    return outcome
+
+
+def test_realized_performance_raises_no_alert_when_the_model_keeps_its_skill(skilled_partition):
+    outcome = _realize(*skilled_partition, "predictions")
+    assert outcome.pooled["accuracy"] == pytest.approx(0.7, abs=0.05)
+    assert outcome.severity in ("none", "INFO")
+    assert {row.metric for row in outcome.performance} == {"accuracy", "log_loss"}
+
+
+def test_realized_performance_catches_predictions_scored_against_shuffled_outcomes(skilled_partition):
+    root, day, frame, bundle = skilled_partition
+    order = np.random.default_rng(2).permutation(frame.height)
+    shuffled = frame.select("timestamp", "symbol", "horizon").hstack(
+        frame.drop("timestamp", "symbol", "horizon")[order]
+    )
+    outcome = _realize(root, day, shuffled, bundle, "shuffled")
+    assert outcome.pooled["accuracy"] < 0.45
+    assert outcome.severity == "CRITICAL"
+    assert all(row.severity is not None for row in outcome.performance)

@@ -20,6 +20,12 @@ drift_job = dg.define_asset_job(
     description="Judge scored (date, horizon) partitions for drift, each with the bundle that scored it.",
 )
 
+realized_job = dg.define_asset_job(
+    "realized_job",
+    selection=dg.AssetSelection.assets("realized_performance"),
+    description="Judge scored (date, horizon) partitions against their realized outcomes (needs a later date's bars).",
+)
+
 retraining_job = dg.define_asset_job(
     "retraining_job",
     selection=dg.AssetSelection.assets("retrained_bundle"),

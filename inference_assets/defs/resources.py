@@ -67,6 +67,11 @@ class DataLakeResource(dg.ConfigurableResource):
         return Path(self.root).resolve() / "drift"
 
     @property
+    def realized_dir(self) -> Path:
+        """Predictions with their outcomes: realized/horizon=H/date=D/part-0.parquet."""
+        return Path(self.root).resolve() / "realized"
+
+    @property
     def build_dir(self) -> Path:
         """Where the bundle assets persist each stage's output (JSON, npz, native models)."""
         return Path(self.root).resolve() / "build"
@@ -182,6 +187,15 @@ class TrainingResource(dg.ConfigurableResource):
         return start, end
 
 
+class StrategyResource(dg.ConfigurableResource):
+    """The simple strategy realized outcomes are traded with (`pipeline_core.realized`):
+    long (short) on a +1 (-1) prediction whose confidence reaches `threshold`, held for the
+    horizon, paying `cost_bps` per round trip; every signal its own equal-notional trade."""
+
+    threshold: float = Field(default=0.5, description="Confidence at or above which a +1 / -1 prediction is traded.")
+    cost_bps: float = Field(default=1.0, description="Cost of a trade (entry and exit together), in basis points.")
+
+
 class DriftResource(dg.ConfigurableResource):
     """How `prediction_drift` judges a scored partition (the rest of DriftConfig keeps its defaults).
 
@@ -239,6 +253,7 @@ def resources() -> dg.Definitions:
             ),
             "training": TrainingResource(),
             "drift": DriftResource(),
+            "strategy": StrategyResource(),
             "retraining": RetrainingResource(window_days=env_int_or_default("INFERENCE_RETRAIN_WINDOW_DAYS", 20)),
         }
     )

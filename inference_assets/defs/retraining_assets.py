@@ -52,6 +52,9 @@ class RetrainingConfig(dg.Config):
     )
     horizon: int | None = Field(default=None, description="Horizon both bundles are judged on; empty: the longest.")
     drifted_date: str = Field(default="", description="The latest CRITICAL date that asked for this run (recorded only).")
+    reasons: list[str] = Field(
+        default=[], description="What fired: feature drift and/or realized performance (recorded only)."
+    )
     drifted_partitions: list[str] = Field(
         default=[], description="The CRITICAL prediction_drift partitions that asked for this run (recorded only)."
     )
@@ -134,6 +137,7 @@ def _metadata(decision: PromotionDecision, verdict: str, store: BundleStore, con
         "train_window": f"{decision.train_dates[0]}..{decision.train_dates[-1]}",
         "holdout": f"{decision.holdout_dates[0]}..{decision.holdout_dates[-1]}",
         "drifted_date": config.drifted_date or "none (launched by hand)",
+        "retrain_reasons": ", ".join(config.reasons) or "none (launched by hand)",
         "drifted_partitions": ", ".join(config.drifted_partitions) or "none (launched by hand)",
         "candidate_path": dg.MetadataValue.path(str(store.path(decision.candidate))),
         "decision_path": dg.MetadataValue.path(str(store.root / DECISIONS_DIR / f"{decision.candidate}.json")),

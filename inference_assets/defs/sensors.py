@@ -1,20 +1,21 @@
-"""Sensors: newly scored partitions -> drift checks; CRITICAL drift -> one retraining.
+"""Sensors: newly scored partitions -> drift checks and, once outcomes exist, realized
+performance; CRITICAL drift or a sustained realized degradation -> one retraining.
 
-Both read materializations from the event log after a storage-id cursor (the id of the
+They read materializations from the event log after a storage-id cursor (the id of the
 last event they handled) and return the new cursor with their run requests. The daemon
 keeps each sensor's cursor in the instance, so it survives restarts, and stores it only
 after the tick's runs were submitted; run keys make a tick that is evaluated again (the
 daemon died before storing the cursor) launch nothing twice. A tick only queries the
 event log (and reads the LIVE pointer): the runs it requests do the work.
 
-Both are on by default: they tick whenever a daemon runs for the instance (`make ui` /
+All are on by default: they tick whenever a daemon runs for the instance (`make ui` /
 `dagster dev`, or `dagster-daemon run`), and can be stopped under *Automation* in the UI.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -22,10 +23,14 @@ from pipeline_core.bundle import BundleStore
 from pipeline_core.errors import BundleError
 from pipeline_core.monitoring import AlertSeverity
 
+from pipeline_core.monitoring.partitions import predictions_file
+from pipeline_core.realized_partitions import realizable
+
 from inference_assets.defs.drift_assets import prediction_drift
-from inference_assets.defs.jobs import drift_job, retraining_job
+from inference_assets.defs.jobs import drift_job, realized_job, retraining_job
 from inference_assets.defs.partitions import ScoringPartition, partition_boxes, range_tags
-from inference_assets.defs.resources import BundleStoreResource
+from inference_assets.defs.realized_assets import realized_performance
+from inference_assets.defs.resources import BundleStoreResource, DataLakeResource
 from inference_assets.defs.retraining_assets import RetrainingConfig
 from inference_assets.defs.scoring_assets import scored_predictions
 
@@ -33,6 +38,10 @@ MAX_EVENTS_PER_TICK = 500  # the rest waits for the next tick
 CHECK_INTERVAL_S = 60
 DRIFTED_BUNDLE_TAG = "inference/drifted_bundle"
 DRIFTED_DATE_TAG = "inference/drifted_date"
+RETRAIN_REASON_TAG = "inference/retrain_reason"
+FEATURE_DRIFT = "feature drift"
+REALIZED_PERFORMANCE = "realized performance"
+SUSTAINED_LOOKBACK_DAYS = 7  # how far back the previous realized date of a horizon is looked for
 CRITICAL = AlertSeverity.CRITICAL.name
 UNFINISHED = [
     dg.DagsterRunStatus.NOT_STARTED,
@@ -44,22 +53,26 @@ UNFINISHED = [
 
 @dataclass(frozen=True)
 class DriftEvent:
-    """One prediction_drift result, from its materialization's plain metadata."""
+    """One prediction_drift or realized_performance result, from its materialization's plain metadata."""
 
     partition: ScoringPartition
     severity: str
     bundle_version: str
+    reason: str = FEATURE_DRIFT
 
     @classmethod
     def from_record(cls, record: dg.EventLogRecord) -> DriftEvent:
         """A materialization without the metadata (e.g. reported by hand) counts as no alert,
         so a tick never fails on it and the cursor moves past it."""
         metadata = record.asset_materialization.metadata
-        severity, version = metadata.get("severity"), metadata.get("bundle_version")
+        performance = record.asset_key == realized_performance.key
+        severity = metadata.get("performance_severity" if performance else "severity")
+        version = metadata.get("bundle_version")
         return cls(
             ScoringPartition.from_key(record.partition_key),
             str(severity.value) if severity else "unknown",
             str(version.value) if version else "unknown",
+            REALIZED_PERFORMANCE if performance else FEATURE_DRIFT,
         )
 
 
@@ -84,6 +97,46 @@ def prediction_drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRes
 
 
 @dg.sensor(
+    job=realized_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=CHECK_INTERVAL_S,
+    description="Launches realized_performance for scored partitions whose outcomes have arrived (a later date's bars).",
+)
+def realized_performance_sensor(
+    context: dg.SensorEvaluationContext, data_lake: DataLakeResource
+) -> dg.SensorResult | dg.SkipReason:
+    records = _materializations_after_cursor(context, scored_predictions.key)
+    if not records:
+        return dg.SkipReason(f"No scored_predictions materialization after event {context.cursor or '(none)'}.")
+    newest = records[-1].storage_id
+    partitions = realizable_partitions(
+        {ScoringPartition.from_key(record.partition_key) for record in records},
+        realizable_days=set(realizable(data_lake.ohlcv_dir, _days_around(records))),
+        scored=lambda p: predictions_file(data_lake.predictions_dir, p.day, p.horizon).is_file(),
+    )
+    requests = [
+        dg.RunRequest(run_key=f"realized {first.key}...{last.key} @{newest}", tags=range_tags(first, last))
+        for first, last in partition_boxes(partitions)
+    ]
+    if not requests:
+        return dg.SensorResult(skip_reason=f"No outcomes yet for the {len(records)} newly scored partition(s).",
+                               cursor=str(newest))
+    return dg.SensorResult(run_requests=requests, cursor=str(newest))
+
+
+def realizable_partitions(scored_now: set[ScoringPartition], realizable_days: set[date], scored) -> set[ScoringPartition]:
+    """What newly scored partitions make realizable: themselves, once a later date has bars,
+    and the same horizon of the day before (whose outcomes read this date's bars)."""
+    candidates = scored_now | {ScoringPartition(p.day - timedelta(days=1), p.horizon) for p in scored_now}
+    return {p for p in candidates if p.day in realizable_days and scored(p)}
+
+
+def _days_around(records: list) -> list[date]:
+    days = {ScoringPartition.from_key(record.partition_key).day for record in records}
+    return sorted(days | {day - timedelta(days=1) for day in days})
+
+
+@dg.sensor(
     job=retraining_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=CHECK_INTERVAL_S,
@@ -92,10 +145,10 @@ def prediction_drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRes
 def drift_retraining_sensor(
     context: dg.SensorEvaluationContext, bundles: BundleStoreResource
 ) -> dg.SensorResult | dg.SkipReason:
-    records = _materializations_after_cursor(context, prediction_drift.key)
+    records = _materializations_after_cursor(context, prediction_drift.key, realized_performance.key)
     if not records:
-        return dg.SkipReason(f"No prediction_drift materialization after event {context.cursor or '(none)'}.")
-    events = [DriftEvent.from_record(record) for record in records]
+        return dg.SkipReason(f"No drift or realized-performance result after event {context.cursor or '(none)'}.")
+    events = [event for event in map(DriftEvent.from_record, records) if _counts(context.instance, event)]
     store = bundles.store()
     live = store.live_version()
     data_end = _data_end(context, store, live) if any(e.severity == CRITICAL for e in events) else None
@@ -135,12 +188,13 @@ def retraining_request(
         return dg.SkipReason(f"A retraining of {live} is already queued or running; it answers this drift too.")
     latest = max(event.partition.day for event in drifted)
     partitions = sorted(str(event.partition.key) for event in drifted)
+    reasons = sorted({event.reason for event in drifted})
     return dg.RunRequest(
         run_key=f"retrain {live} {latest.isoformat()}",
-        run_config=dg.RunConfig(ops={
-            "retrained_bundle": RetrainingConfig(drifted_date=latest.isoformat(), drifted_partitions=partitions)
-        }),
-        tags={DRIFTED_BUNDLE_TAG: live, DRIFTED_DATE_TAG: latest.isoformat()},
+        run_config=dg.RunConfig(ops={"retrained_bundle": RetrainingConfig(
+            drifted_date=latest.isoformat(), drifted_partitions=partitions, reasons=reasons,
+        )}),
+        tags={DRIFTED_BUNDLE_TAG: live, DRIFTED_DATE_TAG: latest.isoformat(), RETRAIN_REASON_TAG: ", ".join(reasons)},
     )
 
 
@@ -155,14 +209,43 @@ def _data_end(context: dg.SensorEvaluationContext, store: BundleStore, live: str
         return None
 
 
-def _materializations_after_cursor(context: dg.SensorEvaluationContext, asset_key: dg.AssetKey) -> list:
-    """The asset's materializations after the cursor's storage id, oldest first."""
+def _counts(instance: dg.DagsterInstance, event: DriftEvent) -> bool:
+    """Feature drift counts as it comes; a realized degradation only when sustained: CRITICAL
+    on this date and on the horizon's previous realized date, with the same bundle."""
+    if event.reason == FEATURE_DRIFT or event.severity != CRITICAL:
+        return True
+    for back in range(1, SUSTAINED_LOOKBACK_DAYS + 1):
+        earlier = ScoringPartition(event.partition.day - timedelta(days=back), event.partition.horizon)
+        record = _latest(instance, earlier)
+        if record is not None:
+            previous = DriftEvent.from_record(record)
+            return previous.severity == CRITICAL and previous.bundle_version == event.bundle_version
+    return False
+
+
+def _latest(instance: dg.DagsterInstance, partition: ScoringPartition):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=realized_performance.key, asset_partitions=[str(partition.key)]), limit=1
+    ).records
+    return records[0] if records else None
+
+
+def _materializations_after_cursor(context: dg.SensorEvaluationContext, *asset_keys: dg.AssetKey) -> list:
+    """The assets' materializations after the cursor's storage id (storage ids are global), oldest first.
+
+    When an asset has more than a tick's worth, the others are cut at its last one, so the
+    next tick's cursor skips nothing."""
     after = int(context.cursor) if context.cursor else None
-    return list(context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, after_storage_id=after),
-        limit=MAX_EVENTS_PER_TICK,
-        ascending=True,
-    ).records)
+    batches = [
+        context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=MAX_EVENTS_PER_TICK, ascending=True,
+        ).records
+        for key in asset_keys
+    ]
+    full = [batch[-1].storage_id for batch in batches if len(batch) == MAX_EVENTS_PER_TICK]
+    until = min(full, default=None)
+    records = [r for batch in batches for r in batch if until is None or r.storage_id <= until]
+    return sorted(records, key=lambda record: record.storage_id)
 
 
 def _retraining_in_flight(instance: dg.DagsterInstance, live: str | None) -> bool:

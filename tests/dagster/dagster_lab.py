@@ -22,6 +22,7 @@ from inference_assets.defs.resources import (
     DriftResource,
     RetrainingResource,
     ScoringChecksResource,
+    StrategyResource,
     TrainingResource,
 )
 
@@ -96,6 +97,7 @@ def lab_resources(root: Path, **overrides) -> dict:
         "scoring_checks": ScoringChecksResource(throughput_floor=1, lookahead_samples=6, parity_samples=120),
         "training": FAST_TRAINING,
         "drift": DriftResource(),
+        "strategy": StrategyResource(),
         "retraining": RetrainingResource(window_days=6, holdout_days=2, audit_samples=5),
         "io_manager": ForbiddenIOManager(),
         **overrides,

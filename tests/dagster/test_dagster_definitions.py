@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from inference_assets.definitions import defs
-from inference_assets.defs.partitions import date_range_tags, scoring_partitions
+from inference_assets.defs.partitions import ScoringPartition, date_range_tags, scoring_partitions
 from inference_assets.defs.resources import DataLakeResource
 from inference_assets.defs.schedules import daily_scoring_schedule
 
@@ -29,32 +29,44 @@ def test_definitions_list_every_asset_check_job_schedule_and_sensor():
     assets = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert assets == {
         "ohlcv_bars", "training_data", "feature_scaler", "base_models", "calibration_window_probabilities", "calibrators", "ensembles",
-        "deployment_bundle", "live_bundle", "scored_predictions", "prediction_drift", "retrained_bundle",
+        "deployment_bundle", "live_bundle", "scored_predictions", "prediction_drift", "realized_performance",
+        "retrained_bundle",
     }
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
     assert checks == {
         *(("scored_predictions", name) for name in ("no_lookahead", "parity", "throughput")),
         ("retrained_bundle", "candidate_audits"),
     }
-    jobs = ("bundle_job", "scoring_job", "drift_job", "retraining_job")
+    jobs = ("bundle_job", "scoring_job", "drift_job", "realized_job", "retraining_job")
     assert {definitions.resolve_job_def(name).name for name in jobs} == set(jobs)
     assert definitions.resolve_schedule_def("daily_scoring_schedule").job_name == "scoring_job"
-    for name in ("prediction_drift", "scored_predictions"):
+    for name in ("prediction_drift", "scored_predictions", "realized_performance"):
         node = graph.get(dg.AssetKey(name))
         assert node.partitions_def == scoring_partitions
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
     assert graph.get(dg.AssetKey("retrained_bundle")).partitions_def is None
 
 
-def test_sensors_are_on_by_default_and_target_the_drift_and_retraining_jobs():
+def test_sensors_are_on_by_default_and_target_the_drift_realized_and_retraining_jobs():
     definitions = defs()
     sensors = {name: definitions.resolve_sensor_def(name)
-               for name in ("prediction_drift_sensor", "drift_retraining_sensor")}
+               for name in ("prediction_drift_sensor", "realized_performance_sensor", "drift_retraining_sensor")}
     assert {name: sensor.job_name for name, sensor in sensors.items()} == {
-        "prediction_drift_sensor": "drift_job", "drift_retraining_sensor": "retraining_job"
+        "prediction_drift_sensor": "drift_job", "realized_performance_sensor": "realized_job",
+        "drift_retraining_sensor": "retraining_job",
     }
     assert all(sensor.default_status == dg.DefaultSensorStatus.RUNNING for sensor in sensors.values())
     assert sensors["drift_retraining_sensor"].required_resource_keys == {"bundles"}
+
+
+def test_realized_performance_depends_on_the_scored_partition_and_the_next_date():
+    graph = defs().resolve_asset_graph()
+    downstream = ScoringPartition(date(2024, 3, 7), 10).key
+    mapping = graph.get(dg.AssetKey("realized_performance")).partition_mappings[dg.AssetKey("scored_predictions")]
+    parents = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        scoring_partitions.subset_with_partition_keys([str(downstream)]), scoring_partitions, scoring_partitions
+    ).partitions_subset.get_partition_keys()
+    assert sorted(map(str, parents)) == ["2024-03-07|10", "2024-03-08|10"]
 
 
 def test_scoring_job_includes_the_checks():

@@ -45,6 +45,7 @@ from inference_assets.defs.resources import (
 )
 from inference_assets.defs.sensors import (
     DRIFTED_BUNDLE_TAG,
+    RETRAIN_REASON_TAG,
     DriftEvent,
     drift_retraining_sensor,
     retraining_request,
@@ -346,3 +347,24 @@ def test_retraining_request_is_keyed_by_the_latest_critical_date_and_trains_on_t
 def test_retraining_request_skips_with_a_reason(events, in_flight, reason):
     outcome = retraining_request(events, "pipeline_v1", date(2024, 3, 8), in_flight=in_flight)
     assert isinstance(outcome, dg.SkipReason) and reason in outcome.skip_message
+
+
+def test_a_sustained_realized_degradation_launches_a_retraining_and_says_why(tmp_path):
+    (tmp_path / "LIVE").write_text("pipeline_v3\n")
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"bundles": BundleStoreResource(deployment_root=str(tmp_path))}
+
+    def realized(partition: str, severity: str) -> str | None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            "realized_performance", partition=partition,
+            metadata={"performance_severity": severity, "bundle_version": "pipeline_v3"},
+        ))
+        outcome = drift_retraining_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+        return outcome.run_requests[0] if outcome.run_requests else outcome.skip_message
+
+    assert "No CRITICAL drift" in realized("2024-03-09|5", "CRITICAL")  # one bad date is not sustained
+    assert "No CRITICAL drift" in realized("2024-03-10|10", "CRITICAL")  # nor one per horizon
+    request = realized("2024-03-10|5", "CRITICAL")  # the horizon's previous realized date was CRITICAL too
+    assert request.run_key == "retrain pipeline_v3 2024-03-10"
+    assert request.tags[RETRAIN_REASON_TAG] == "realized performance"
+    assert request.run_config["ops"]["retrained_bundle"]["config"]["reasons"] == ["realized performance"]
