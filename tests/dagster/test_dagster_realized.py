@@ -33,7 +33,7 @@ def realized(lab, scored_range) -> dg.ExecuteInProcessResult:
 def test_a_partition_records_its_realized_figures_and_writes_its_outcomes(lab, realized):
     events = {e.materialization.partition: e.materialization.metadata for e in realized.get_asset_materialization_events()}
     assert set(events) == {str(ScoringPartition(FIRST, h).key) for h in SCORED_HORIZONS}
-    for key, metadata in events.items():
+    for metadata in events.values():
         outcomes = pl.read_parquet(metadata["path"].value)
         known = outcomes.filter(pl.col("actual").is_not_null())
         assert metadata["realized"].value == known.height > 0
