@@ -36,7 +36,7 @@ bench: $(INSTALLED)
 # The UI shows only the dates of data/ohlcv (unless INFERENCE_PARTITIONS_START/END are set).
 ui: $(INSTALLED)
 	mkdir -p .dagster_home
-	test -f .dagster_home/dagster.yaml || cp inference_assets/dagster.yaml .dagster_home/dagster.yaml
+	test -f .dagster_home/dagster.yaml || cp demo/dagster.yaml .dagster_home/dagster.yaml
 	dates=$$(ls data/ohlcv 2>/dev/null | sed -n 's/^date=//p' | sort); \
 	INFERENCE_PARTITIONS_START=$${INFERENCE_PARTITIONS_START:-$$(echo "$$dates" | head -n 1)} \
 	INFERENCE_PARTITIONS_END=$${INFERENCE_PARTITIONS_END:-$$(echo "$$dates" | tail -n 1)} \

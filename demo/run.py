@@ -7,7 +7,7 @@
    run, with the no_lookahead / parity / throughput checks on every partition.
 
 Both runs go through the local Dagster instance in $DAGSTER_HOME (default .dagster_home/,
-SQLite, configured from inference_assets/dagster.yaml), so `make ui` shows them afterwards.
+SQLite, configured from demo/dagster.yaml), so `make ui` shows them afterwards.
 For speed on two cores the demo bundle is trained with a fast profile: xgboost and
 lightgbm, at most DEMO_BOOSTING_ROUNDS boosting rounds, on the TRAIN_DAYS dates before the
 scored ones. `dagster job execute -j bundle_job` with default resources trains the full one.

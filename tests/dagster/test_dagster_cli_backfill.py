@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster")]
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAGSTER = Path(sys.executable).with_name("dagster")
-INSTANCE_YAML = PROJECT / "inference_assets" / "dagster.yaml"
+INSTANCE_YAML = PROJECT / "demo" / "dagster.yaml"
 DAYS = (date(2024, 3, 7), date(2024, 3, 8))
 
 

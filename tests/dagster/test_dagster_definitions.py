@@ -20,7 +20,7 @@ pytestmark = pytest.mark.xdist_group("dagster")
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAGSTER = Path(sys.executable).with_name("dagster")
-INSTANCE_YAML = PROJECT / "inference_assets" / "dagster.yaml"
+INSTANCE_YAML = PROJECT / "demo" / "dagster.yaml"
 
 
 def test_definitions_list_every_asset_check_job_schedule_and_sensor():
@@ -129,3 +129,12 @@ def test_partitions_can_span_exactly_the_datas_dates():
     env = {**os.environ, "INFERENCE_PARTITIONS_START": "2024-02-01", "INFERENCE_PARTITIONS_END": "2024-02-29"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["2024-02-01", "2024-02-29", "29"]
+
+
+def test_the_demo_sets_up_its_instance_from_the_shipped_template(tmp_path, monkeypatch):
+    from demo.run import INSTANCE_TEMPLATE, prepare_instance
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    home = prepare_instance()
+    assert (home / "dagster.yaml").read_text() == INSTANCE_TEMPLATE.read_text()
+    assert "free_slots_after_run_end_seconds" in INSTANCE_TEMPLATE.read_text()
