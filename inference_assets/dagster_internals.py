@@ -16,3 +16,4 @@ PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
 RUN_KEY_TAG = "dagster/run_key"
 SENSOR_NAME_TAG = "dagster/sensor_name"
+MAX_RETRIES_TAG = "dagster/max_retries"  # read by the daemon when the instance enables run_retries

@@ -26,6 +26,7 @@ from pipeline_core.monitoring import AlertSeverity
 from pipeline_core.monitoring.partitions import predictions_file
 from pipeline_core.realized_partitions import realizable
 
+from inference_assets.dagster_internals import MAX_RETRIES_TAG
 from inference_assets.defs.drift_assets import prediction_drift
 from inference_assets.defs.jobs import drift_job, realized_job, retraining_job
 from inference_assets.defs.partitions import ScoringPartition, partition_boxes, range_tags
@@ -41,6 +42,7 @@ DRIFTED_DATE_TAG = "inference/drifted_date"
 RETRAIN_REASON_TAG = "inference/retrain_reason"
 FEATURE_DRIFT = "feature drift"
 REALIZED_PERFORMANCE = "realized performance"
+RETRAINING_RETRIES = 2  # a failed retraining run is re-executed by the daemon (instance run_retries)
 SUSTAINED_LOOKBACK_DAYS = 7  # how far back the previous realized date of a horizon is looked for
 CRITICAL = AlertSeverity.CRITICAL.name
 UNFINISHED = [
@@ -194,7 +196,8 @@ def retraining_request(
         run_config=dg.RunConfig(ops={"retrained_bundle": RetrainingConfig(
             drifted_date=latest.isoformat(), drifted_partitions=partitions, reasons=reasons,
         )}),
-        tags={DRIFTED_BUNDLE_TAG: live, DRIFTED_DATE_TAG: latest.isoformat(), RETRAIN_REASON_TAG: ", ".join(reasons)},
+        tags={DRIFTED_BUNDLE_TAG: live, DRIFTED_DATE_TAG: latest.isoformat(), RETRAIN_REASON_TAG: ", ".join(reasons),
+              MAX_RETRIES_TAG: str(RETRAINING_RETRIES)},
     )
 
 

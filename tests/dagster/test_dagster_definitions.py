@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from inference_assets.definitions import defs
 from inference_assets.defs.partitions import ScoringPartition, date_range_tags, scoring_partitions
@@ -137,4 +138,6 @@ def test_the_demo_sets_up_its_instance_from_the_shipped_template(tmp_path, monke
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     home = prepare_instance()
     assert (home / "dagster.yaml").read_text() == INSTANCE_TEMPLATE.read_text()
-    assert "free_slots_after_run_end_seconds" in INSTANCE_TEMPLATE.read_text()
+    config = yaml.safe_load(INSTANCE_TEMPLATE.read_text())
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0  # slots of ended runs come back
+    assert config["run_retries"] == {"enabled": True, "max_retries": 0}  # only runs tagged max_retries retry

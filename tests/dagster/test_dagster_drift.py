@@ -43,6 +43,7 @@ from inference_assets.defs.resources import (
     RetrainingResource,
     TrainingResource,
 )
+from inference_assets.dagster_internals import MAX_RETRIES_TAG
 from inference_assets.defs.sensors import (
     DRIFTED_BUNDLE_TAG,
     RETRAIN_REASON_TAG,
@@ -336,6 +337,7 @@ def test_retraining_request_is_keyed_by_the_latest_critical_date_and_trains_on_t
     config = request.run_config["ops"]["retrained_bundle"]["config"]
     assert config["drifted_date"] == "2024-03-11" and config["drifted_partitions"] == ["2024-03-09|5", "2024-03-11|20"]
     assert config["end_date"] == ""  # the candidate trains up to the latest raw date, not the drifted one
+    assert request.tags[MAX_RETRIES_TAG] == "2"  # a failed retraining is retried by the daemon (run_retries)
 
 
 @pytest.mark.parametrize(("events", "in_flight", "reason"), [

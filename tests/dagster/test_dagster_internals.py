@@ -11,6 +11,7 @@ def test_system_tags_match_dagsters_own():
     assert internals.PARTITION_TAG == dagster_tags.PARTITION_NAME_TAG
     assert internals.RUN_KEY_TAG == dagster_tags.RUN_KEY_TAG
     assert internals.SENSOR_NAME_TAG == dagster_tags.SENSOR_NAME_TAG
+    assert internals.MAX_RETRIES_TAG == dagster_tags.MAX_RETRIES_TAG
 
 
 def test_the_check_target_pointer_still_takes_a_materialization():
