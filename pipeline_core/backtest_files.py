@@ -15,7 +15,6 @@ from pipeline_core.atomic import atomic_folder
 from pipeline_core.backtest import BacktestReport
 from pipeline_core.errors import DataValidationError
 
-FILES = ("report.md", "metrics.json", "trades.parquet", "equity.png", "rolling.png", "reliability.png")
 SUMMARY_COLUMNS = ("realized", "pending", "accuracy", "log_loss", "prior_log_loss", "brier", "trades",
                    "open_trades", "hit_rate", "mean_return_bps", "total_return")
 
@@ -24,7 +23,7 @@ def write_backtest(report: BacktestReport, folder: str | Path) -> Path:
     """Write every file of the report into `folder`, which must not exist, be empty or hold
     an earlier backtest (then it is replaced as a whole)."""
     folder = Path(folder)
-    _check_target(folder)
+    check_output_folder(folder)
     with atomic_folder(folder) as staging:
         (staging / "report.md").write_text(report_markdown(report))
         (staging / "metrics.json").write_text(json.dumps(_finite(report.to_dict()), indent=2, default=str))
@@ -35,7 +34,8 @@ def write_backtest(report: BacktestReport, folder: str | Path) -> Path:
     return folder
 
 
-def _check_target(folder: Path) -> None:
+def check_output_folder(folder: Path) -> None:
+    """DataValidationError unless `folder` can take a backtest report (see `write_backtest`)."""
     if folder.exists() and not folder.is_dir():
         raise DataValidationError(f"The output {folder} is a file: give a folder for the backtest report.")
     if folder.is_dir() and any(folder.iterdir()) and not (folder / "metrics.json").is_file():
