@@ -81,6 +81,15 @@ def partition_bars(pipeline: InferencePipeline, raw_root: str | Path, day: date)
     return read_bars(raw_root, day, lookback_bars=pipeline.required_lookback)
 
 
+def day_predictions(
+    pipeline: InferencePipeline, raw_root: str | Path, day: date, horizon: int
+) -> tuple[pl.DataFrame, int]:
+    """The predictions of `day` for one horizon as `score_date` computes them (nothing is
+    written), and the number of its bars without enough history."""
+    result = pipeline.predict(partition_bars(pipeline, raw_root, day), horizon=horizon)
+    return _rows_of(result.to_frame(), day), _rows_of(result.unscored, day).height
+
+
 def score_date(
     pipeline: InferencePipeline, raw_root: str | Path, predictions_root: str | Path, day: date, horizons: list[int]
 ) -> Iterator[tuple[int, ScoredPartition]]:

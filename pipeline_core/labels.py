@@ -35,7 +35,8 @@ CLASSES.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -80,6 +81,16 @@ def triple_barrier_labels(
     return ohlcv.select("timestamp", "symbol").with_columns(
         label=pl.when(pl.lit(pl.Series(valid))).then(pl.lit(pl.Series(label, dtype=pl.Int8)))
     )
+
+
+def label_params(label_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The `triple_barrier_labels` arguments a bundle's `label_spec` records; the defaults
+    where it records none (bundles saved before they were recorded, all trained with them
+    unless a Python caller set `TrainOptions.label_params`)."""
+    return {
+        "barrier_k": float(label_spec.get("barrier_k", DEFAULT_BARRIER_K)),
+        "vol_window": int(label_spec.get("vol_window", DEFAULT_VOL_WINDOW)),
+    }
 
 
 def _first_touch(path: np.ndarray, barrier: np.ndarray, horizon: int, *, above: bool) -> np.ndarray:

@@ -7,18 +7,22 @@ While a symbol has fewer than h bars after t the outcome is *pending* (null), ne
 
 The strategy goes long (short) when the prediction is +1 (-1) and its confidence is at
 least `threshold`, enters at the close of t, exits at the close of t+h, and pays `cost_bps`
-basis points per trade (the round trip). Every signal is its own trade of equal notional;
-overlapping trades are not netted.
+basis points once per trade, for the round trip (entry and exit together). Every signal is
+its own trade of equal notional; overlapping trades are not netted. A trade whose exit bar
+t+h is not yet known is open: it has no return and counts in no total (`open_trades`).
 """
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from pipeline_core.constants import CLASS_NAMES, CLASSES, PROBABILITY_COLUMNS
+from pipeline_core.data import read_bars
 from pipeline_core.errors import DataValidationError
 from pipeline_core.labels import labels_to_index, triple_barrier_labels
 from pipeline_core.metrics import classification_metrics, prior_probabilities
@@ -31,11 +35,13 @@ def realized_outcomes(
     predictions: pl.DataFrame, bars: pl.DataFrame, horizon: int, *,
     threshold: float = 0.5, cost_bps: float = 1.0, label_params: dict[str, Any] | None = None,
 ) -> pl.DataFrame:
-    """`predictions` of one horizon with `actual` (-1/0/1, null while pending), `traded`
-    and `trade_return` (net of costs; null when not traded or pending).
+    """`predictions` of one horizon with `actual` (-1/0/1, null while pending), `exit_time`
+    (the time of bar t+h, null while pending), `traded` and `trade_return` (net of costs;
+    null when not traded or pending).
 
     `bars` are validated OHLCV bars covering every predicted bar, the volatility window
-    before it and as many bars after it as are known.
+    before it and as many bars after it as are known (`outcome_bars` reads them);
+    `label_params` the bundle's (`labels.label_params(pipeline.metadata["label_spec"])`).
     """
     missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
     if missing:
@@ -58,10 +64,21 @@ def realized_outcomes(
 
 def _labels_and_exit_returns(bars: pl.DataFrame, horizon: int, label_params: dict[str, Any]) -> pl.DataFrame:
     labels = triple_barrier_labels(bars, horizon, **label_params)
-    exit_return = bars.select((pl.col("close").shift(-horizon) / pl.col("close") - 1.0).over("symbol"))
-    return labels.select(
-        "timestamp", "symbol", actual=pl.col("label"), exit_return=exit_return.to_series(), bar_known=pl.lit(True)
+    exits = bars.select(
+        exit_return=(pl.col("close").shift(-horizon) / pl.col("close") - 1.0).over("symbol"),
+        exit_time=pl.col("timestamp").shift(-horizon).over("symbol"),
     )
+    known = pl.col("label").is_not_null()
+    return pl.concat([labels, exits], how="horizontal").select(
+        "timestamp", "symbol", actual=pl.col("label"), exit_time=pl.when(known).then("exit_time"),
+        exit_return=pl.when(known).then("exit_return"), bar_known=pl.lit(True),
+    )
+
+
+def outcome_bars(raw_root: str | Path, start: date, end: date, horizon: int, vol_window: int) -> pl.DataFrame:
+    """The raw bars that realize the labels of predictions on the dates `start..end`: those
+    dates, the `vol_window` bars before them and up to `horizon` bars after them."""
+    return read_bars(raw_root, start, end, lookback_bars=vol_window, following_bars=horizon)
 
 
 def realized_metrics(outcomes: pl.DataFrame, reference_prior: np.ndarray | None = None) -> dict[str, Any]:
@@ -69,7 +86,10 @@ def realized_metrics(outcomes: pl.DataFrame, reference_prior: np.ndarray | None 
     class prior and its log-loss (the no-skill baseline; or `reference_prior`'s, e.g. the
     training prior), and the strategy's trades; `pending` counts rows not yet realized."""
     known = outcomes.filter(pl.col("actual").is_not_null())
-    figures: dict[str, Any] = {"rows": outcomes.height, "realized": known.height, "pending": outcomes.height - known.height}
+    figures: dict[str, Any] = {
+        "rows": outcomes.height, "realized": known.height, "pending": outcomes.height - known.height,
+        "open_trades": outcomes.filter(pl.col("traded") & pl.col("actual").is_null()).height,
+    }
     if known.height == 0:
         return figures
     probabilities = known.select(PROBABILITY_COLUMNS).to_numpy()

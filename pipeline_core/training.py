@@ -31,7 +31,7 @@ from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.evaluation import evaluate_pipeline
 from pipeline_core.features import get_feature_set
 from pipeline_core.inputs import FeatureRows, ModelInputs, featurize
-from pipeline_core.labels import labels_to_index, triple_barrier_labels
+from pipeline_core.labels import label_params, labels_to_index, triple_barrier_labels
 from pipeline_core.metrics import time_blocks
 from pipeline_core.models import MODEL_FAMILIES, create_model
 from pipeline_core.monitoring import ReferenceStats
@@ -315,13 +315,16 @@ def reference_statistics(
     return stats
 
 
-def finalize(data: TrainingData, inputs: ModelInputs, components: FittedComponents) -> InferencePipeline:
+def finalize(
+    data: TrainingData, inputs: ModelInputs, components: FittedComponents, label_kwargs: dict[str, Any] | None = None
+) -> InferencePipeline:
     """The fitted components as a pipeline, evaluated on the test window, with its drift
-    reference: the last step of `train_pipeline` and of the Dagster bundle build alike."""
+    reference: the last step of `train_pipeline` and of the Dagster bundle build alike.
+    `label_kwargs` are the `triple_barrier_labels` arguments the labels were made with."""
     first = next(iter(data.splits.values()))
     metadata = {
         "training_window": first.window_bounds(data.rows.timestamps),
-        "label_spec": {"method": "triple_barrier", "horizons": list(data.splits)},
+        "label_spec": {"method": "triple_barrier", "horizons": list(data.splits), **label_params(label_kwargs or {})},
     }
     scorer = InferencePipeline(data.config, components, metadata=metadata)
     evaluation = evaluate_pipeline(data, inputs, scorer)
@@ -347,4 +350,4 @@ def train_pipeline(
     raw = calibration_probabilities(data, inputs, models)
     calibrators = fit_calibrators(data, raw)
     ensembles = fit_ensembles(data, raw, calibrators, options)
-    return finalize(data, inputs, FittedComponents(scaler, models, calibrators, ensembles))
+    return finalize(data, inputs, FittedComponents(scaler, models, calibrators, ensembles), options.label_params)

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "audit",
     "drift",
     "bundles",
+    "backtest",
 )
 
 

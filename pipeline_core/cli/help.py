@@ -28,3 +28,23 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    return _float_in(text, 0.0, float("inf"), "a number >= 0")
+
+
+def unit_float(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    return _float_in(text, 0.0, 1.0, "a number in [0, 1]")
+
+
+def _float_in(text: str, low: float, high: float, expected: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not low <= value <= high or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+    return value

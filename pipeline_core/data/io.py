@@ -34,13 +34,15 @@ def list_partition_dates(root: str | Path, horizon: int | None = None) -> list[d
 
 
 def read_bars(
-    root: str | Path, start: date, end: date | None = None, lookback_bars: int = 0
+    root: str | Path, start: date, end: date | None = None, lookback_bars: int = 0, following_bars: int = 0
 ) -> pl.DataFrame:
-    """Validated bars of the dates `start..end` plus up to `lookback_bars` earlier bars per symbol.
+    """Validated bars of the dates `start..end` plus up to `lookback_bars` earlier and
+    `following_bars` later bars per symbol.
 
-    Every date in the range must exist; the lookback is taken from the nearest earlier
-    date folders, across as many as it needs. Fewer earlier bars than asked for is not an
-    error here: the scorer reports the rows it could not score.
+    Every date in the range must exist; the extra bars are taken from the nearest earlier
+    (later) date folders, across as many as they need. Fewer extra bars than asked for is
+    not an error here: the scorer reports the rows it could not score, realized outcomes
+    the rows still pending.
     """
     end = end or start
     if end < start:
@@ -48,8 +50,10 @@ def read_bars(
     wanted = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     available = require_dates(root, wanted)
     target = _read_dates(root, wanted)
-    history = _lookback(root, [d for d in available if d < start], target, lookback_bars)
-    return target if history is None else _joined(history, target)
+    history = _extra_bars(root, [d for d in reversed(available) if d < start], target, lookback_bars, "tail")
+    future = _extra_bars(root, [d for d in available if d > end], target, following_bars, "head")
+    parts = [part for part in (history, target, future) if part is not None]
+    return target if len(parts) == 1 else _joined(parts)
 
 
 def require_dates(root: str | Path, days: list[date]) -> list[date]:
@@ -71,9 +75,9 @@ def _read_dates(root: str | Path, days: list[date]) -> pl.DataFrame:
     return validate_ohlcv(pl.read_parquet(files))
 
 
-def _joined(history: pl.DataFrame, target: pl.DataFrame) -> pl.DataFrame:
-    """Two validated frames as one, sorted; only the seam needs checking: no bar twice."""
-    bars = pl.concat([history, target]).sort("symbol", "timestamp", maintain_order=True)
+def _joined(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Validated frames of different dates as one, sorted; only the seams need checking: no bar twice."""
+    bars = pl.concat(parts).sort("symbol", "timestamp", maintain_order=True)
     twice = bars.filter(pl.struct("symbol", "timestamp").is_duplicated())
     if twice.height:
         row = twice.row(0, named=True)
@@ -83,21 +87,22 @@ def _joined(history: pl.DataFrame, target: pl.DataFrame) -> pl.DataFrame:
     return bars
 
 
-def _lookback(
-    root: str | Path, earlier: list[date], target: pl.DataFrame, bars: int
+def _extra_bars(
+    root: str | Path, days: list[date], target: pl.DataFrame, bars: int, end: str
 ) -> pl.DataFrame | None:
-    """The last `bars` bars per symbol before the target, reading back one date at a time."""
-    if bars <= 0 or not earlier:
+    """Up to `bars` bars per symbol of the target from `days` (nearest first, read one at a
+    time until every symbol has enough): the `tail` of earlier dates or the `head` of later ones."""
+    if bars <= 0 or not days:
         return None
     symbols = target["symbol"].unique().to_list()
     chunks: list[pl.DataFrame] = []
-    for day in reversed(earlier):
+    for day in days:
         chunks.append(_read_dates(root, [day]).filter(pl.col("symbol").is_in(symbols)))
         counts = pl.concat(chunks)["symbol"].value_counts()
         if counts.height == len(symbols) and counts["count"].min() >= bars:
             break
-    history = pl.concat(chunks).sort("symbol", "timestamp")
-    return history.group_by("symbol", maintain_order=True).tail(bars).select(target.columns)
+    extra = pl.concat(chunks).sort("symbol", "timestamp").group_by("symbol", maintain_order=True)
+    return (extra.tail(bars) if end == "tail" else extra.head(bars)).select(target.columns)
 
 
 def write_partition(
