@@ -19,12 +19,12 @@ import polars as pl
 
 from pipeline_core.calibration import ECE_BINS
 from pipeline_core.constants import PROBABILITY_COLUMNS
-from pipeline_core.labels import label_params, labels_to_index
+from pipeline_core.labels import labels_to_index
 from pipeline_core.metrics import prior_probabilities, row_log_loss
 from pipeline_core.realized import (
     hit_rate_by_confidence,
     metrics_by_symbol,
-    outcome_bars,
+    partition_outcomes,
     realized_metrics,
     realized_outcomes,
 )
@@ -49,6 +49,7 @@ class BacktestReport:
     by_confidence: pl.DataFrame  # hit rate per confidence decile
     reliability: pl.DataFrame  # per top-label confidence bin: rows, mean confidence, accuracy
     rolling: pl.DataFrame  # timestamp, accuracy, log_loss, prior_log_loss
+    rolling_rows: int  # the window of `rolling`: realized predictions
     trades: pl.DataFrame  # closed trades by exit time, with the pooled and per-symbol equity
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -69,26 +70,27 @@ def backtest_report(
     threshold: float = 0.5, cost_bps: float = 1.0, rolling_rows: int = ROLLING_ROWS,
 ) -> BacktestReport:
     """The backtest of `predictions` (one horizon, e.g. a period's predictions partitions),
-    realized from the raw bars under `raw_root`; `label_spec` is the bundle's (the manifest's)."""
-    params = label_params(label_spec or {})
-    days = predictions["timestamp"].dt.date()
-    bars = outcome_bars(raw_root, days.min(), days.max(), horizon, params["vol_window"])
-    return run_backtest(
-        predictions, bars, horizon, threshold=threshold, cost_bps=cost_bps, label_params=params,
-        rolling_rows=rolling_rows,
+    realized from the raw partitions under `raw_root`; `label_spec` is the bundle's."""
+    outcomes = partition_outcomes(
+        predictions, raw_root, horizon, label_spec=label_spec, threshold=threshold, cost_bps=cost_bps
     )
+    return _report(outcomes, horizon, threshold, cost_bps, rolling_rows)
 
 
 def run_backtest(
     predictions: pl.DataFrame, bars: pl.DataFrame, horizon: int, *, threshold: float = 0.5, cost_bps: float = 1.0,
     label_params: dict[str, Any] | None = None, rolling_rows: int = ROLLING_ROWS,
 ) -> BacktestReport:
-    """The backtest of `predictions` against validated raw `bars` (see `realized_outcomes`)."""
+    """The backtest of `predictions` against validated raw `bars` in memory (see `realized_outcomes`)."""
     outcomes = realized_outcomes(
         predictions, bars, horizon, threshold=threshold, cost_bps=cost_bps, label_params=label_params
     )
+    return _report(outcomes, horizon, threshold, cost_bps, rolling_rows)
+
+
+def _report(outcomes: pl.DataFrame, horizon: int, threshold: float, cost_bps: float, rolling_rows: int) -> BacktestReport:
     dated = outcomes.with_columns(date=pl.col("timestamp").dt.date(), month=pl.col("timestamp").dt.strftime("%Y-%m"))
-    versions = predictions["bundle_version"].unique().sort() if "bundle_version" in predictions.columns else []
+    versions = outcomes["bundle_version"].unique().sort() if "bundle_version" in outcomes.columns else []
     return BacktestReport(
         horizon=horizon, period=(str(dated["date"].min()), str(dated["date"].max())),
         bundle_versions=tuple(versions), threshold=threshold, cost_bps=cost_bps,
@@ -99,6 +101,7 @@ def run_backtest(
         by_confidence=_table(hit_rate_by_confidence(outcomes)),
         reliability=_reliability(outcomes),
         rolling=_rolling(outcomes, rolling_rows),
+        rolling_rows=rolling_rows,
         trades=_trades(outcomes),
     )
 

@@ -57,7 +57,8 @@ def _finite(value: Any) -> Any:
 
 
 FIGURE_NOTES = """- `equity.png`: cumulative net return of the closed trades by exit time, pooled and per symbol.
-- `rolling.png`: accuracy and log-loss over the last realized predictions, beside the prior's.
+- `rolling.png`: accuracy and log-loss over the last realized predictions (all symbols, in time order),
+  beside the log-loss of the period's realized prior over the same rows.
 - `reliability.png`: accuracy against mean confidence per confidence bin (the diagonal is calibrated)."""
 
 
@@ -105,6 +106,7 @@ def equity_png(report: BacktestReport) -> bytes:
         axes.plot(own["exit_time"].to_numpy(), own["symbol_equity"].to_numpy(), linewidth=0.8, alpha=0.6, label=symbol)
     axes.plot(trades["exit_time"].to_numpy(), trades["equity"].to_numpy(), color="black", linewidth=1.6, label="all")
     axes.axhline(0.0, color="grey", linestyle="--", linewidth=0.8)
+    _date_axis(axes)
     axes.set(xlabel="exit time", ylabel="cumulative net return (1 unit per trade)",
              title=f"Equity, h={report.horizon}, {len(trades)} trades, {report.cost_bps} bps per round trip")
     return _png(figure, axes, legend=trades.height > 0)
@@ -116,10 +118,12 @@ def rolling_png(report: BacktestReport) -> bytes:
     rolling = report.rolling
     times = rolling["timestamp"].to_numpy()
     accuracy.plot(times, rolling["accuracy"].to_numpy(), label="model accuracy")
-    accuracy.set(ylabel="accuracy", title=f"Rolling figures, h={report.horizon}")
+    accuracy.set(ylabel="accuracy",
+                 title=f"Over the last {report.rolling_rows} realized predictions, h={report.horizon}")
     loss.plot(times, rolling["log_loss"].to_numpy(), label="model")
     loss.plot(times, rolling["prior_log_loss"].to_numpy(), label="prior (realized)", linestyle="--")
     loss.set(ylabel="log-loss", xlabel="time of the predicted bar")
+    _date_axis(loss)
     accuracy.legend(loc="best", fontsize="small")
     return _png(figure, loss, legend=rolling.height > 0)
 
@@ -144,6 +148,14 @@ def _figure(rows: int = 1, size: tuple[float, float] = (8.0, 4.5)):
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows, 1, sharex=rows > 1)
     return figure, axes
+
+
+def _date_axis(axes) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    locator = AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
 def _png(figure, axes, legend: bool) -> bytes:

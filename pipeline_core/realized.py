@@ -24,6 +24,7 @@ import polars as pl
 from pipeline_core.constants import CLASS_NAMES, CLASSES, PROBABILITY_COLUMNS
 from pipeline_core.data import read_bars
 from pipeline_core.errors import DataValidationError
+from pipeline_core.labels import label_params as recorded_label_params
 from pipeline_core.labels import labels_to_index, triple_barrier_labels
 from pipeline_core.metrics import classification_metrics, prior_probabilities
 
@@ -79,6 +80,29 @@ def outcome_bars(raw_root: str | Path, start: date, end: date, horizon: int, vol
     """The raw bars that realize the labels of predictions on the dates `start..end`: those
     dates, the `vol_window` bars before them and up to `horizon` bars after them."""
     return read_bars(raw_root, start, end, lookback_bars=vol_window, following_bars=horizon)
+
+
+def partition_outcomes(
+    predictions: pl.DataFrame, raw_root: str | Path, horizon: int, *, label_spec: dict[str, Any] | None = None,
+    threshold: float = 0.5, cost_bps: float = 1.0,
+) -> pl.DataFrame:
+    """`realized_outcomes` of `predictions` (one horizon, e.g. a predictions partition)
+    from the raw partitions under `raw_root`; `label_spec` is the bundle's (its manifest's)."""
+    params = recorded_label_params(label_spec or {})
+    days = predictions["timestamp"].dt.date()
+    bars = outcome_bars(raw_root, days.min(), days.max(), horizon, params["vol_window"])
+    return realized_outcomes(predictions, bars, horizon, threshold=threshold, cost_bps=cost_bps, label_params=params)
+
+
+def realized_performance(
+    predictions: pl.DataFrame, raw_root: str | Path, horizon: int, *, label_spec: dict[str, Any] | None = None,
+    threshold: float = 0.5, cost_bps: float = 1.0,
+) -> dict[str, Any]:
+    """`realized_metrics` of one predictions partition, realized from the raw partitions."""
+    outcomes = partition_outcomes(
+        predictions, raw_root, horizon, label_spec=label_spec, threshold=threshold, cost_bps=cost_bps
+    )
+    return realized_metrics(outcomes)
 
 
 def realized_metrics(outcomes: pl.DataFrame, reference_prior: np.ndarray | None = None) -> dict[str, Any]:
