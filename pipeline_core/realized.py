@@ -94,17 +94,6 @@ def partition_outcomes(
     return realized_outcomes(predictions, bars, horizon, threshold=threshold, cost_bps=cost_bps, label_params=params)
 
 
-def realized_performance(
-    predictions: pl.DataFrame, raw_root: str | Path, horizon: int, *, label_spec: dict[str, Any] | None = None,
-    threshold: float = 0.5, cost_bps: float = 1.0,
-) -> dict[str, Any]:
-    """`realized_metrics` of one predictions partition, realized from the raw partitions."""
-    outcomes = partition_outcomes(
-        predictions, raw_root, horizon, label_spec=label_spec, threshold=threshold, cost_bps=cost_bps
-    )
-    return realized_metrics(outcomes)
-
-
 def realized_metrics(outcomes: pl.DataFrame, reference_prior: np.ndarray | None = None) -> dict[str, Any]:
     """Figures of the realized rows of `outcomes`: accuracy, log-loss, Brier, the realized
     class prior and its log-loss (the no-skill baseline; or `reference_prior`'s, e.g. the

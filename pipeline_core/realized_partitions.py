@@ -19,9 +19,8 @@ from typing import Any
 import polars as pl
 
 from pipeline_core.constants import PROBABILITY_COLUMNS
-from pipeline_core.data import list_partition_dates, read_bars, write_partition
+from pipeline_core.data import list_partition_dates, write_partition
 from pipeline_core.errors import DataValidationError
-from pipeline_core.labels import DEFAULT_VOL_WINDOW
 from pipeline_core.monitoring.alerts import AlertSeverity
 from pipeline_core.monitoring.checks import performance_drift
 from pipeline_core.monitoring.config import DriftConfig
@@ -31,7 +30,7 @@ from pipeline_core.monitoring.inputs import group_codes
 from pipeline_core.monitoring.partitions import partition_name, predictions_file
 from pipeline_core.monitoring.report import MetricDrift
 from pipeline_core.pipeline import InferencePipeline
-from pipeline_core.realized import hit_rate_by_confidence, metrics_by_symbol, realized_outcomes
+from pipeline_core.realized import hit_rate_by_confidence, metrics_by_symbol, partition_outcomes
 
 NO_ALERT = "none"
 
@@ -65,29 +64,26 @@ class PartitionOutcomes:
                 "bundle_version": self.bundle_version}
 
 
-def outcome_bars(ohlcv_dir: Path, day: date) -> pl.DataFrame:
-    """The bars of `day` with the volatility window before it and the next date's bars after it."""
-    later = [d for d in list_partition_dates(ohlcv_dir) if d > day]
-    if not later:
-        raise OutcomesNotAvailable(
-            f"The outcomes of {day} are not available yet: no raw bars after it under {ohlcv_dir}. "
-            "They are computed once a later date's bars arrive."
-        )
-    bars = read_bars(ohlcv_dir, day, lookback_bars=DEFAULT_VOL_WINDOW + 1)
-    return pl.concat([bars, read_bars(ohlcv_dir, later[0])]).sort("symbol", "timestamp", maintain_order=True)
-
-
 def realize_date(
     load_bundle: Callable[[str], InferencePipeline], ohlcv_dir: Path, predictions_dir: Path, realized_dir: Path,
     day: date, horizons: list[int], *, threshold: float, cost_bps: float, config: DriftConfig,
 ) -> Iterator[tuple[int, PartitionOutcomes]]:
-    """Realized outcomes and performance of each horizon of `day`; each outcomes file written atomically."""
-    bars = outcome_bars(ohlcv_dir, day)
+    """Realized outcomes and performance of each horizon of `day`, with the label parameters
+    of the bundle that scored it; each outcomes file written atomically."""
+    if day not in realizable(ohlcv_dir, [day]):
+        raise OutcomesNotAvailable(
+            f"The outcomes of {day} are not available yet: no raw bars after it under {ohlcv_dir}. "
+            "They are computed once a later date's bars arrive."
+        )
     for horizon in horizons:
         predictions = pl.read_parquet(predictions_file(predictions_dir, day, horizon))
-        outcomes = realized_outcomes(predictions, bars, horizon, threshold=threshold, cost_bps=cost_bps)
         version = str(predictions["bundle_version"][0])
-        monitor = OnlineDriftMonitor.from_bundle(load_bundle(version), horizon, config)
+        pipeline = load_bundle(version)
+        outcomes = partition_outcomes(
+            predictions, ohlcv_dir, horizon, label_spec=pipeline.metadata.get("label_spec"),
+            threshold=threshold, cost_bps=cost_bps,
+        )
+        monitor = OnlineDriftMonitor.from_bundle(pipeline, horizon, config)
         rows, alerts, notes = performance_drift(
             monitor.reference_stats, outcomes["prediction"].to_numpy(),
             outcomes.select(PROBABILITY_COLUMNS).to_numpy(), outcomes["actual"].cast(pl.Float64).to_numpy(),

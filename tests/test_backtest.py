@@ -21,7 +21,7 @@ from pipeline_core.data import (
     write_daily_partitions,
 )
 from pipeline_core.labels import DEFAULT_VOL_WINDOW
-from pipeline_core.realized import outcome_bars, realized_outcomes, realized_performance
+from pipeline_core.realized import outcome_bars, partition_outcomes, realized_metrics, realized_outcomes
 
 HORIZON = 10
 COST_BPS = 1.5
@@ -158,8 +158,8 @@ def test_the_report_from_partitions_on_disk_reads_the_bars_it_needs(bars, tmp_pa
     from_disk = backtest_report(predictions, tmp_path / "ohlcv", HORIZON, threshold=THRESHOLD, cost_bps=COST_BPS)
     in_memory = run_backtest(predictions, bars, HORIZON, threshold=THRESHOLD, cost_bps=COST_BPS)
     assert from_disk.summary == in_memory.summary and from_disk.summary["pending"] == 0
-    partition = realized_performance(predictions, tmp_path / "ohlcv", HORIZON, threshold=THRESHOLD, cost_bps=COST_BPS)
-    assert partition == in_memory.summary
+    partition = partition_outcomes(predictions, tmp_path / "ohlcv", HORIZON, threshold=THRESHOLD, cost_bps=COST_BPS)
+    assert realized_metrics(partition) == in_memory.summary
 
 
 @pytest.fixture(scope="module")

@@ -155,7 +155,7 @@ def skilled_partition(tmp_path_factory):
     )
     stats = ReferenceStats.from_data(rng.normal(size=(500, 2)), ["a", "b"], predictions=rng.choice([-1, 0, 1], 500),
                                      accuracy=0.7, log_loss=float(-0.7 * np.log(0.7) - 0.3 * np.log(0.15)))
-    return root, day, frame, SimpleNamespace(reference_stats={HORIZON: stats})
+    return root, day, frame, SimpleNamespace(reference_stats={HORIZON: stats}, metadata={})
 
 
 def _realize(root, day, frame, bundle, name):

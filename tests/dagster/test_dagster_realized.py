@@ -42,7 +42,7 @@ def test_a_partition_records_its_realized_figures_and_writes_its_outcomes(lab, r
         assert metadata["pending"].value == outcomes.height - known.height
         assert metadata["prior_log_loss"].value > 0
         assert metadata["performance_severity"].value in ("none", "INFO")  # undrifted dates: no alert
-        assert "| symbol | rows | realized | pending | accuracy |" in metadata["by_symbol"].value
+        assert "| symbol | rows | realized | pending | open_trades | accuracy |" in metadata["by_symbol"].value
         assert "| decile | rows |" in metadata["hit_rate_by_confidence"].value
         assert "| accuracy |" in metadata["performance"].value or "not checked" in metadata["performance"].value
 
