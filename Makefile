@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo demo-drift test test-quick bench ui clean
+.PHONY: demo demo-drift demo-backtest test test-quick bench ui clean
 
 $(INSTALLED): pyproject.toml
 	@echo "Setting up $(VENV): the project and its dependencies (torch CPU, xgboost, lightgbm, catboost, dagster)."
@@ -21,6 +21,11 @@ demo: $(INSTALLED)
 # The drift loop: drifted dates -> drift CRITICAL -> retraining -> promotion (after `make demo`).
 demo-drift: $(INSTALLED)
 	$(BIN)/python -m demo.drift
+
+# A backtest of the demo market: a bundle on earlier dates, 21 dates x 4 horizons scored,
+# realized, and the monthly backtest reports (see README, Backtests).
+demo-backtest: $(INSTALLED)
+	$(BIN)/python -m demo.backtest
 
 # Two test workers on two cores: one OpenMP thread each, or torch oversubscribes the CPU.
 test: $(INSTALLED)

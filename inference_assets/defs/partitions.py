@@ -28,6 +28,13 @@ date_partitions = dg.DailyPartitionsDefinition(
     timezone="UTC",
     end_offset=0 if PARTITIONS_END else 1,  # today's date exists, so the evening schedule can score today
 )
+month_partitions = dg.MonthlyPartitionsDefinition(  # the backtest reports: one per calendar month of scored dates
+    start_date=PARTITIONS_START[:8] + "01",
+    end_date=(date.fromisoformat(PARTITIONS_END).replace(day=1) + timedelta(days=32)).replace(day=1).isoformat()
+    if PARTITIONS_END else None,
+    timezone="UTC",
+    end_offset=0 if PARTITIONS_END else 1,
+)
 horizon_partitions = dg.StaticPartitionsDefinition([str(h) for h in HORIZONS])
 scoring_partitions = dg.MultiPartitionsDefinition({"date": date_partitions, "horizon": horizon_partitions})
 

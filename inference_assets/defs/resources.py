@@ -72,6 +72,11 @@ class DataLakeResource(dg.ConfigurableResource):
         return Path(self.root).resolve() / "realized"
 
     @property
+    def backtests_dir(self) -> Path:
+        """Backtest reports: backtests/<month>/h<H>/ (report.md, metrics.json, trades.parquet, PNGs)."""
+        return Path(self.root).resolve() / "backtests"
+
+    @property
     def build_dir(self) -> Path:
         """Where the bundle assets persist each stage's output (JSON, npz, native models)."""
         return Path(self.root).resolve() / "build"

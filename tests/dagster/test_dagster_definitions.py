@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from inference_assets.definitions import defs
-from inference_assets.defs.partitions import ScoringPartition, date_range_tags, scoring_partitions
+from inference_assets.defs.partitions import ScoringPartition, date_range_tags, month_partitions, scoring_partitions
 from inference_assets.defs.resources import DataLakeResource
 from inference_assets.defs.schedules import daily_scoring_schedule
 
@@ -31,7 +31,7 @@ def test_definitions_list_every_asset_check_job_schedule_and_sensor():
     assert assets == {
         "ohlcv_bars", "training_data", "feature_scaler", "base_models", "calibration_window_probabilities", "calibrators", "ensembles",
         "deployment_bundle", "live_bundle", "scored_predictions", "prediction_drift", "realized_performance",
-        "retrained_bundle",
+        "backtest_report", "retrained_bundle",
     }
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
     assert checks == {
@@ -46,6 +46,11 @@ def test_definitions_list_every_asset_check_job_schedule_and_sensor():
         assert node.partitions_def == scoring_partitions
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
     assert graph.get(dg.AssetKey("retrained_bundle")).partitions_def is None
+    assert graph.get(dg.AssetKey("backtest_report")).partitions_def == month_partitions
+    march = graph.get_parent_partition_keys_for_child(
+        "2024-03-01", dg.AssetKey("realized_performance"), dg.AssetKey("backtest_report")
+    ).partitions_subset.get_partition_keys()
+    assert len(march) == 31 * 4  # a month's report depends on every date x horizon of the month
 
 
 def test_sensors_are_on_by_default_and_target_the_drift_realized_and_retraining_jobs():

@@ -76,3 +76,17 @@ def test_newly_scored_partitions_make_themselves_and_the_day_before_realizable(s
         {ScoringPartition.from_key(k) for k in scored_now}, realizable, lambda p: f"{p.day}|{p.horizon}" in scored
     )
     assert {f"{p.day}|{p.horizon}" for p in found} == expected
+
+
+def test_the_monthly_backtest_report_covers_each_scored_horizon_and_writes_its_files(lab, realized):
+    result = lab.materialize(dg.AssetSelection.assets("backtest_report"), partition_key="2024-03-01")
+    assert result.success, failures(result)
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    for horizon in SCORED_HORIZONS:
+        folder = lab.data_lake.backtests_dir / "2024-03" / f"h{horizon}"
+        assert {p.name for p in folder.iterdir()} >= {"report.md", "metrics.json", "trades.parquet", "equity.png"}
+        assert metadata[f"path_h{horizon}"].value == str(folder)
+        assert 0 < metadata[f"accuracy_h{horizon}"].value < 1 and metadata[f"prior_log_loss_h{horizon}"].value > 0
+        assert metadata[f"plots_h{horizon}"].value.count("data:image/png;base64,") == 2
+    assert "accuracy_h15" not in metadata  # no horizon 15 was scored in March
