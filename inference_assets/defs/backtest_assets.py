@@ -71,6 +71,10 @@ def _predictions(data_lake: DataLakeResource, days: list[date], horizon: int) ->
     return pl.read_parquet(present) if present else None
 
 
+def _number(value) -> int | float:
+    return value if isinstance(value, int) else round(float(value), 6)
+
+
 def _figures(report: BacktestReport, horizon: int, folder) -> dict:
     """Headline numbers per horizon (plotted over months), the equity and rolling plots, the report."""
     summary = report.summary
@@ -78,7 +82,7 @@ def _figures(report: BacktestReport, horizon: int, folder) -> dict:
         rolling_png(report), f"rolling h{horizon}"
     )
     return {
-        **{f"{name}_h{horizon}": round(float(summary[name]), 6) for name in HEADLINE if name in summary},
+        **{f"{name}_h{horizon}": _number(summary[name]) for name in HEADLINE if name in summary},
         f"plots_h{horizon}": dg.MetadataValue.md(plots),
         f"report_h{horizon}": dg.MetadataValue.md(report_markdown(report)),
         f"path_h{horizon}": dg.MetadataValue.path(str(folder)),
