@@ -61,6 +61,16 @@ mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) { __t
     ... on RunConfigValidationInvalid { errors { message } } } }
 """
 RUN_QUERY = "query ($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
+# What the asset page's Plots tab asks for (dagster-ui 1.13, AssetPartitionMetadataPlots):
+# the asset's last 120 partition keys, then the latest materialization of each.
+PLOT_KEYS_QUERY = """
+query ($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+  partitionKeyConnection(limit: 120, ascending: false) { results } } } }
+"""
+PLOT_EVENTS_QUERY = """
+query ($key: AssetKeyInput!, $partitions: [String!]!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+  latestMaterializationByPartition(partitions: $partitions) { partition metadataEntries { label __typename } } } } }
+"""
 
 
 def _free_port() -> int:
@@ -132,6 +142,9 @@ def webserver(lab: Lab, tmp_path):
         "INFERENCE_DATA_ROOT": lab.resources["data_lake"].root,
         "INFERENCE_DEPLOYMENT_ROOT": str(lab.deployment_root),
         "INFERENCE_THROUGHPUT_FLOOR": "1",
+        # As `make ui` sets them from the data: the partitions end at the data's last date.
+        "INFERENCE_PARTITIONS_START": "2024-03-01",
+        "INFERENCE_PARTITIONS_END": PARTITION["date"],
     }
     server = Webserver(home, env, tmp_path / "webserver.log")
     try:
@@ -154,7 +167,9 @@ def test_webserver_lists_the_code_location_and_runs_a_partition(webserver, lab: 
     listed = server.query(SCHEDULES_AND_SENSORS_QUERY, repository=repository)
     assert [s["name"] for s in listed["schedulesOrError"]["results"]] == ["daily_scoring_schedule"]
     sensors = {s["name"]: s["sensorState"]["status"] for s in listed["sensorsOrError"]["results"]}
-    assert sensors == {"prediction_drift_sensor": "RUNNING", "drift_retraining_sensor": "RUNNING"}  # on by default
+    assert sensors == dict.fromkeys(  # on by default
+        ("prediction_drift_sensor", "realized_performance_sensor", "drift_retraining_sensor"), "RUNNING"
+    )
 
     partition = f"{PARTITION['date']}|{PARTITION['horizon']}"
     tags = {"dagster/partition": partition, **{f"dagster/partition/{k}": v for k, v in PARTITION.items()}}
@@ -180,4 +195,13 @@ def test_webserver_lists_the_code_location_and_runs_a_partition(webserver, lab: 
     assert {(e.check_name, e.partition, e.passed) for e in evaluations} == {
         (name, partition, True) for name in ("no_lookahead", "parity", "throughput")
     }
+
+    # The Plots tab of the multi-partitioned asset has the partition's numbers to draw.
+    key = {"path": ["scored_predictions"]}
+    keys = server.query(PLOT_KEYS_QUERY, key=key)["assetNodeOrError"]["partitionKeyConnection"]["results"]
+    assert partition in keys  # only because the partitions end at the data's last date
+    events = server.query(PLOT_EVENTS_QUERY, key=key, partitions=keys)["assetNodeOrError"]
+    [materialization] = [m for m in events["latestMaterializationByPartition"] if m and m["partition"] == partition]
+    numeric = {e["label"] for e in materialization["metadataEntries"] if e["__typename"] in ("FloatMetadataEntry", "IntMetadataEntry")}
+    assert {"rows", "rows_per_s"} <= numeric
 
