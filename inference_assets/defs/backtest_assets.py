@@ -15,7 +15,7 @@ import dagster as dg
 import polars as pl
 
 from pipeline_core.backtest import BacktestReport, backtest_report as build_report
-from pipeline_core.backtest_files import equity_png, report_markdown, rolling_png, write_backtest
+from pipeline_core.backtest_files import equity_png, reliability_png, report_markdown, rolling_png, write_backtest
 from pipeline_core.constants import HORIZONS
 from pipeline_core.monitoring.partitions import predictions_file
 
@@ -76,10 +76,11 @@ def _number(value) -> int | float:
 
 
 def _figures(report: BacktestReport, horizon: int, folder) -> dict:
-    """Headline numbers per horizon (plotted over months), the equity and rolling plots, the report."""
+    """Headline numbers per horizon (plotted over months), the equity, rolling and reliability plots, the report."""
     summary = report.summary
-    plots = markdown.png_image(equity_png(report), f"equity h{horizon}") + "\n\n" + markdown.png_image(
-        rolling_png(report), f"rolling h{horizon}"
+    plots = "\n\n".join(
+        markdown.png_image(draw(report), f"{name} h{horizon}")
+        for name, draw in (("equity", equity_png), ("rolling", rolling_png), ("reliability", reliability_png))
     )
     return {
         **{f"{name}_h{horizon}": _number(summary[name]) for name in HEADLINE if name in summary},

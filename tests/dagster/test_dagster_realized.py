@@ -88,5 +88,5 @@ def test_the_monthly_backtest_report_covers_each_scored_horizon_and_writes_its_f
         assert {p.name for p in folder.iterdir()} >= {"report.md", "metrics.json", "trades.parquet", "equity.png"}
         assert metadata[f"path_h{horizon}"].value == str(folder)
         assert 0 < metadata[f"accuracy_h{horizon}"].value < 1 and metadata[f"prior_log_loss_h{horizon}"].value > 0
-        assert metadata[f"plots_h{horizon}"].value.count("data:image/png;base64,") == 2
+        assert metadata[f"plots_h{horizon}"].value.count("data:image/png;base64,") == 3  # equity, rolling, reliability
     assert "accuracy_h15" not in metadata  # no horizon 15 was scored in March
