@@ -2,13 +2,17 @@
 
 Temporaries are hidden siblings of the target (dot-prefixed, never ending in the target's
 suffix), so dataset readers globbing `*.parquet` never see them, and a failed write
-removes them.
+removes them. A folder replacing another is swapped in with one atomic exchange (Linux
+`renameat2(RENAME_EXCHANGE)`), so no moment exists at which the path is missing: a reader,
+or a LIVE pointer, never sees it gone, even if the process is killed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,10 +63,32 @@ def _swap_into_place(staging: Path, final: Path) -> None:
     if not final.exists():
         os.rename(staging, final)
         return
+    if exchange(staging, final):
+        return  # the old folder is now at `staging`, which the caller removes
     retired = final.with_name(f".{final.name}.old-{uuid.uuid4().hex}")
-    os.rename(final, retired)
+    os.rename(final, retired)  # not Linux: `final` is missing until the next rename
     os.rename(staging, final)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one atomic step; False where the system cannot (not Linux,
+    or a filesystem without RENAME_EXCHANGE)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "renameat2"):
+        return False
+    result = libc.renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+    if result != 0:
+        errno = ctypes.get_errno()
+        if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: not supported here
+            return False
+        raise OSError(errno, os.strerror(errno), str(second))
+    return True
 
 
 def _remove_empty(folders: list[Path]) -> None:

@@ -140,10 +140,32 @@ def _check_relative(path: str) -> None:
         raise BundleIntegrityError(f"Manifest entry {path!r} points outside the bundle: refusing to load it.")
 
 
+def check_bundle_target(path: str | Path, overwrite: bool = True) -> None:
+    """BundleError unless a bundle may be written at `path`: never over a file, a folder that
+    holds something else, or the bundle its store's LIVE pointer names (promotion is the only
+    way to change what is live); over another bundle only with `overwrite`."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise BundleError(f"{target} is a file: a bundle is a folder. Choose a new path, e.g. deployment/pipeline_v2.")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if not (target / MANIFEST_FILE).is_file():
+        raise BundleError(f"{target} is a folder that holds no bundle: refusing to replace it. Choose a new path.")
+    live = BundleStore(target.parent).live_version()
+    if live is not None and BundleStore(target.parent).path(live).resolve() == target.resolve():
+        raise BundleError(
+            f"{target} is the live bundle (LIVE): it is never overwritten. Save to a new version, then promote it."
+        )
+    if not overwrite:
+        raise BundleError(f"{target} already holds a bundle: pass --overwrite to replace it, or choose a new path.")
+
+
 def write_bundle(path: str | Path, write_components, manifest_fields: dict[str, Any]) -> Manifest:
     """Write a bundle atomically: `write_components(tmp)` fills a temporary folder and
-    returns its components; hashes and the manifest are added, then the folder is renamed
-    into place (an existing bundle at `path` is replaced)."""
+    returns its components; hashes and the manifest are added, then the folder is swapped
+    into place. An existing bundle at `path` is replaced, unless LIVE names it (see
+    `check_bundle_target`)."""
+    check_bundle_target(path)
     with atomic_folder(path) as staging:
         components = write_components(staging)
         files = {rel: sha256_file(staging / rel) for rel in relative_files(staging)}

@@ -51,3 +51,20 @@ def test_a_failed_write_removes_the_folders_it_created(tmp_path):
             temporary.write_text("half")
             raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_replacing_another_is_swapped_in_without_a_moment_where_it_is_missing(tmp_path, monkeypatch):
+    from pipeline_core import atomic
+
+    final = tmp_path / "pipeline_v1"
+    final.mkdir()
+    (final / "model.json").write_text("old")
+
+    def no_rename(*args):  # the only way `final` could go missing is a rename away from it
+        raise AssertionError(f"os.rename{args}: the folder would be missing until the next rename")
+
+    monkeypatch.setattr(atomic.os, "rename", no_rename)
+    with atomic.atomic_folder(final) as staging:
+        (staging / "model.json").write_text("new")
+    assert (final / "model.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline_v1"]  # the old folder is gone

@@ -24,7 +24,11 @@ def register(subparsers) -> None:
     parser.add_argument("--data", required=True, help="parquet/CSV file or date-partitioned folder")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="max-accuracy", help="models, horizons and ensemble")
     parser.add_argument("--horizons", type=int, nargs="+", help="override the profile's horizons")
-    parser.add_argument("--out", required=True, help="bundle folder to write, e.g. deployment/pipeline_v1")
+    parser.add_argument("--out", required=True, help="new bundle folder to write, e.g. deployment/pipeline_v1")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the bundle already at --out (never the live one: promotion is the only way to change LIVE)",
+    )
     parser.add_argument(
         "--ensemble", choices=ENSEMBLE_CHOICES, default="profile",
         help="final combination: the profile's, the best by cross-validation (auto), or a named one",
@@ -42,9 +46,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline_core.bundle import check_bundle_target
     from pipeline_core.data import validate_ohlcv
     from pipeline_core.evaluation import format_table
     from pipeline_core.training import TrainOptions, train_pipeline
+
+    check_bundle_target(args.out, overwrite=args.overwrite)  # before hours of training, not after
 
     overrides = {"horizons": args.horizons} if args.horizons else {}
     if args.ensemble not in ("profile", "auto"):
