@@ -2,7 +2,8 @@
 
 Temporaries are hidden siblings of the target (dot-prefixed, never ending in the target's
 suffix), so dataset readers globbing `*.parquet` never see them, and a failed write
-removes them. A folder replacing another is swapped in with one atomic exchange (Linux
+removes them. One left by a killed process is swept by the next write beside it, once it is
+older than STALE_AFTER_S (a younger one may belong to a write still in progress). A folder replacing another is swapped in with one atomic exchange (Linux
 `renameat2(RENAME_EXCHANGE)`), so no moment exists at which the path is missing: a reader,
 or a LIVE pointer, never sees it gone, even if the process is killed.
 """
@@ -11,12 +12,33 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+STALE_AFTER_S = 3600
+_TEMPORARY = re.compile(r"^\..+(\.[0-9a-f]{32}\.tmp|\.(tmp|old)-[0-9a-f]{32})$")
+
+
+def sweep_stale_temporaries(folder: Path, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the temporaries of this module's writes in `folder` older than `older_than_s`."""
+    if not folder.is_dir():
+        return []
+    cutoff, swept = time.time() - older_than_s, []
+    for path in folder.iterdir():
+        try:
+            if _TEMPORARY.match(path.name) and path.lstat().st_mtime < cutoff:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+                swept.append(path)
+        except FileNotFoundError:
+            continue  # another process swept it first
+    return swept
 
 
 @contextmanager
@@ -25,6 +47,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     final = Path(path)
     created = [folder for folder in (final.parent, *final.parent.parents) if not folder.exists()]
     final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(final.parent)
     temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     try:
         yield temporary
@@ -50,6 +73,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     folder at `path`) and removed on failure."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(final.parent)
     staging = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex}")
     staging.mkdir()
     try:

@@ -107,7 +107,7 @@ class InferenceResult:
             {
                 "timestamp": pl.Series(self.timestamps).dt.replace_time_zone("UTC"),
                 "symbol": self.symbols,
-                "horizon": np.full(self.n_samples, self.horizon, dtype=np.int16),
+                "horizon": np.full(self.n_samples, self.horizon, dtype=np.int32),
                 "prediction": self.predictions.astype(np.int8),
                 **{name: self.probabilities[:, i] for i, name in enumerate(PROBABILITY_COLUMNS)},
                 "confidence": self.confidence,

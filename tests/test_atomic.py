@@ -68,3 +68,32 @@ def test_a_folder_replacing_another_is_swapped_in_without_a_moment_where_it_is_m
         (staging / "model.json").write_text("new")
     assert (final / "model.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline_v1"]  # the old folder is gone
+
+
+def test_stale_temporaries_of_killed_writes_are_swept_by_the_next_write_and_fresh_ones_kept(tmp_path):
+    import os
+    import time
+
+    import polars as pl
+
+    folder = tmp_path / "horizon=5" / "date=2024-03-07"
+    folder.mkdir(parents=True)
+    stale = [folder / f".part-0.parquet.{'a' * 32}.tmp", folder / f".pipeline_v2.tmp-{'b' * 32}",
+             folder / f".pipeline_v1.old-{'c' * 32}"]
+    stale[0].write_bytes(b"half a parquet")
+    for staging in stale[1:]:
+        staging.mkdir()
+        (staging / "model.json").write_text("{}")
+    fresh = folder / f".part-1.parquet.{'d' * 32}.tmp"
+    fresh.write_bytes(b"a write in progress")
+    hours_ago = time.time() - 2 * 3600
+    for path in stale:
+        os.utime(path, (hours_ago, hours_ago))
+    keep = folder / ".notes.tmp"  # not a name this module writes
+    keep.write_text("mine")
+    os.utime(keep, (hours_ago, hours_ago))
+
+    pl.DataFrame({"horizon": [5]}).write_parquet(tmp_path / "x.parquet")
+    with atomic_path(folder / "part-0.parquet") as temporary:
+        temporary.write_bytes((tmp_path / "x.parquet").read_bytes())
+    assert sorted(p.name for p in folder.iterdir()) == sorted([".notes.tmp", fresh.name, "part-0.parquet"])

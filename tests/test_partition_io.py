@@ -90,3 +90,14 @@ def test_a_bar_in_two_date_folders_is_refused(dataset, small_market):
                     dataset, date(2024, 3, 3))
     with pytest.raises(DataValidationError, match=r"Bar SYN\d+ .* is in two date folders"):
         read_bars(dataset, date(2024, 3, 3), lookback_bars=10)
+
+
+def test_a_truncated_raw_file_is_named_by_date_and_path_before_anything_is_read(dataset):
+    from pipeline_core.data import require_dates
+
+    broken = partition_dir(dataset, date(2024, 3, 3)) / "part-0.parquet"
+    broken.write_bytes(broken.read_bytes()[:500])
+    with pytest.raises(DataValidationError, match=rf"raw bars of 2024-03-03 are not readable parquet: {broken}"):
+        require_dates(dataset, [date(2024, 3, 2), date(2024, 3, 3)])
+    with pytest.raises(DataValidationError, match="2024-03-03"):
+        read_bars(dataset, date(2024, 3, 3))

@@ -149,7 +149,7 @@ def skilled_partition(tmp_path_factory):
     probabilities = np.full((truth.height, 3), 0.15)
     probabilities[np.arange(truth.height), predicted + 1] = 0.7
     frame = truth.select("timestamp", "symbol").with_columns(
-        horizon=pl.lit(HORIZON, pl.Int16), prediction=pl.Series(predicted, dtype=pl.Int8),
+        horizon=pl.lit(HORIZON, pl.Int32), prediction=pl.Series(predicted, dtype=pl.Int8),
         **{name: probabilities[:, i] for i, name in enumerate(PROBABILITY_COLUMNS)},
         confidence=probabilities.max(axis=1), bundle_version=pl.lit("pipeline_v1"),
     )

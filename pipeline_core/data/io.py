@@ -57,7 +57,9 @@ def read_bars(
 
 
 def require_dates(root: str | Path, days: list[date]) -> list[date]:
-    """The dates under `root`; DataValidationError naming every one of `days` without raw bars."""
+    """The dates under `root`; DataValidationError naming every one of `days` without raw
+    bars, or whose files are not readable parquet (checked from their footers, before any
+    run writes anything)."""
     available = list_partition_dates(root)
     missing = sorted(set(days) - set(available))
     if missing:
@@ -67,12 +69,33 @@ def require_dates(root: str | Path, days: list[date]) -> list[date]:
             f"{Path(root)}/date=YYYY-MM-DD/*.parquet; load the data for those dates, or "
             "exclude them from the run."
         )
+    for day in days:
+        for file in _parquet_files(root, day):
+            _check_parquet(file, day)
     return available
 
 
+def _parquet_files(root: str | Path, day: date) -> list[Path]:
+    return sorted(partition_dir(root, day).glob("*.parquet"))
+
+
+def _check_parquet(file: Path, day: date) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(file)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataValidationError(
+            f"The raw bars of {day} are not readable parquet: {file} ({err}). Re-write that file; nothing was scored."
+        ) from err
+
+
 def _read_dates(root: str | Path, days: list[date]) -> pl.DataFrame:
-    files = [f for day in days for f in sorted(partition_dir(root, day).glob("*.parquet"))]
-    return validate_ohlcv(pl.read_parquet(files))
+    files = [f for day in days for f in _parquet_files(root, day)]
+    try:
+        return validate_ohlcv(pl.read_parquet(files))
+    except pl.exceptions.ComputeError as err:
+        raise DataValidationError(f"The raw bars of {', '.join(map(str, days[:5]))} are not readable: {err}") from err
 
 
 def _joined(parts: list[pl.DataFrame]) -> pl.DataFrame:

@@ -165,3 +165,13 @@ def test_throughput_below_the_floor_warns_without_blocking(lab, scored_range):
     assert not throughput.passed
     assert throughput.severity == dg.AssetCheckSeverity.WARN
     assert throughput.metadata["floor_rows_per_s"].value == 10**9
+
+
+def test_the_predictions_dataset_reads_with_hive_partitioning_in_pyarrow_and_polars(lab, scored_range):
+    import pyarrow.dataset as ds
+
+    root = lab.data_lake.predictions_dir
+    table = ds.dataset(root, format="parquet", partitioning="hive").to_table()
+    scanned = pl.scan_parquet(f"{root}/**/*.parquet", hive_partitioning=True).collect()
+    assert table.num_rows == scanned.height >= BARS_PER_PARTITION * len(SCORED_DAYS) * len(SCORED_HORIZONS)
+    assert set(scanned["horizon"].unique()) >= set(SCORED_HORIZONS)
