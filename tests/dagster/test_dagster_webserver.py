@@ -168,7 +168,8 @@ def test_webserver_lists_the_code_location_and_runs_a_partition(webserver, lab: 
     assert [s["name"] for s in listed["schedulesOrError"]["results"]] == ["daily_scoring_schedule"]
     sensors = {s["name"]: s["sensorState"]["status"] for s in listed["sensorsOrError"]["results"]}
     assert sensors == dict.fromkeys(  # on by default
-        ("prediction_drift_sensor", "realized_performance_sensor", "drift_retraining_sensor"), "RUNNING"
+        ("prediction_drift_sensor", "realized_performance_sensor", "drift_retraining_sensor", "dead_run_sensor"),
+        "RUNNING",
     )
 
     partition = f"{PARTITION['date']}|{PARTITION['horizon']}"
