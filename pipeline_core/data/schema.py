@@ -70,22 +70,21 @@ def _from_pandas(frame: pd.DataFrame) -> pl.DataFrame:
 def _read_path(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise DataValidationError(f"OHLCV path {path} does not exist.")
-    if path.is_dir():
-        files = sorted(path.glob("date=*/*.parquet"))
-        if not files:
-            raise DataValidationError(
-                f"Folder {path} holds no partitions: expected date=YYYY-MM-DD/*.parquet."
-            )
-        return pl.read_parquet(files, hive_partitioning=False)
+    files = sorted(path.glob("date=*/*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise DataValidationError(f"Folder {path} holds no partitions: expected date=YYYY-MM-DD/*.parquet.")
     name = path.name.lower()
     try:
+        if path.is_dir():
+            return pl.read_parquet(files, hive_partitioning=False)
         if name.endswith(".parquet"):
             return pl.read_parquet(path)
         if name.endswith((".csv", ".txt", ".csv.gz")):
             return _read_csv(path)
     except pl.exceptions.NoDataError as err:
         raise DataValidationError(f"OHLCV file {path} is empty: expected a header and rows.") from err
-    except (pl.exceptions.PolarsError, OSError) as err:
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as err:
+        # A corrupted file can make polars' reader panic (a BaseException), not only raise.
         reason = str(err).strip().splitlines()[0]
         raise DataValidationError(f"OHLCV file {path} cannot be read ({reason}): is it a valid {path.suffix} file?") from err
     raise DataValidationError(
