@@ -101,3 +101,24 @@ def test_a_truncated_raw_file_is_named_by_date_and_path_before_anything_is_read(
         require_dates(dataset, [date(2024, 3, 2), date(2024, 3, 3)])
     with pytest.raises(DataValidationError, match="2024-03-03"):
         read_bars(dataset, date(2024, 3, 3))
+
+
+def test_concurrent_writes_of_one_partition_by_two_bundles_never_mix_versions_in_a_file(dataset, tiny_pipeline, tmp_path):
+    """Two runs scoring the same (date, horizon) at once, with different bundles (LIVE moved
+    between them): whichever rename lands last wins, and the file is one bundle's, whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline_core.batch import score_date
+    from pipeline_core.pipeline import InferencePipeline
+
+    other = tmp_path / "pipeline_v2"
+    tiny_pipeline.save(other)
+    pipelines = [tiny_pipeline, InferencePipeline.load(other)]
+    out = tmp_path / "predictions"
+    day = date(2024, 3, 4)
+    for _ in range(2):
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda p: list(score_date(p, dataset, out, day, [20])), pipelines))
+        frame = pl.read_parquet(partition_dir(out, day, 20) / "part-0.parquet")
+        assert frame["bundle_version"].n_unique() == 1 and frame.height == 3 * 120
+        assert [p.name for p in partition_dir(out, day, 20).iterdir()] == ["part-0.parquet"]
