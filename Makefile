@@ -45,7 +45,7 @@ ui: $(INSTALLED)
 	dates=$$(ls data/ohlcv 2>/dev/null | sed -n 's/^date=//p' | sort); \
 	INFERENCE_PARTITIONS_START=$${INFERENCE_PARTITIONS_START:-$$(echo "$$dates" | head -n 1)} \
 	INFERENCE_PARTITIONS_END=$${INFERENCE_PARTITIONS_END:-$$(echo "$$dates" | tail -n 1)} \
-	DAGSTER_HOME=$(CURDIR)/.dagster_home exec $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(CURDIR)/.dagster_home exec $(BIN)/python scripts/serve_ui.py
 
 clean:
 	rm -rf $(VENV) .dagster_home data deployment/pipeline_v* deployment/LIVE deployment/decisions
