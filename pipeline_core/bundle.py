@@ -101,12 +101,15 @@ class Manifest:
 
 
 def library_versions() -> dict[str, str]:
+    """Installed versions by library; a CPU-only distribution (xgboost-cpu) counts as its library."""
     versions = {}
     for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+        for distribution in (name, f"{name}-cpu"):
+            try:
+                versions[name] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return versions
 
 

@@ -146,3 +146,19 @@ def test_bundle_store_versions_promotion_and_rollback(skilled_pipeline, tmp_path
     with pytest.raises(BundleIntegrityError, match="manifest.json is missing"):
         store.promote("v7")
     assert store.live_version() == "pipeline_v1"
+
+
+def test_a_cpu_only_distribution_counts_as_its_library(monkeypatch):
+    from importlib import metadata
+
+    from pipeline_core import bundle
+
+    installed = {"xgboost-cpu": "3.2.0", "numpy": "2.0.0"}
+
+    def version(name):
+        if name not in installed:
+            raise metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(bundle.metadata, "version", version)
+    assert bundle.library_versions() == {"numpy": "2.0.0", "xgboost": "3.2.0"}
