@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import date
 
 from tqdm import tqdm
 
@@ -24,6 +25,10 @@ def register(subparsers) -> None:
     parser.add_argument("--data", required=True, help="parquet/CSV file or date-partitioned folder")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="max-accuracy", help="models, horizons and ensemble")
     parser.add_argument("--horizons", type=int, nargs="+", help="override the profile's horizons")
+    parser.add_argument(
+        "--until", type=date.fromisoformat,
+        help="train on the bars up to this date (YYYY-MM-DD) only, e.g. to backtest the dates after it",
+    )
     parser.add_argument("--out", required=True, help="new bundle folder to write, e.g. deployment/pipeline_v1")
     parser.add_argument(
         "--overwrite", action="store_true",
@@ -46,8 +51,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import polars as pl
+
     from pipeline_core.bundle import check_bundle_target
     from pipeline_core.data import validate_ohlcv
+    from pipeline_core.errors import DataValidationError
     from pipeline_core.evaluation import format_table
     from pipeline_core.training import TrainOptions, train_pipeline
 
@@ -59,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     config = profile_config(args.profile, **overrides)
     options = TrainOptions(auto_ensemble=args.ensemble == "auto", allow_mixed_intervals=args.allow_mixed_intervals)
     bars = validate_ohlcv(args.data)
+    if args.until:
+        bars = bars.filter(pl.col("timestamp").dt.date() <= args.until)
+        if bars.height == 0:
+            raise DataValidationError(f"{args.data} has no bars up to {args.until}: nothing to train on.")
     print(f"training {args.profile} ({', '.join(config.model_names)}) on {bars.height:,} bars, horizons {config.horizons}")
     started = time.perf_counter()
     with tqdm(total=len(config.model_names) * len(config.horizons), unit="model") as bar:
