@@ -37,7 +37,10 @@ run_coordinator:
   class: DefaultRunCoordinator
 telemetry:
   enabled: false
+nux:
+  enabled: false
 """
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: `apt-get install chromium` (.ci/run does)
 
 WORKSPACE_QUERY = """
 { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
@@ -205,4 +208,24 @@ def test_webserver_lists_the_code_location_and_runs_a_partition(webserver, lab: 
     [materialization] = [m for m in events["latestMaterializationByPartition"] if m and m["partition"] == partition]
     numeric = {e["label"] for e in materialization["metadataEntries"] if e["__typename"] in ("FloatMetadataEntry", "IntMetadataEntry")}
     assert {"rows", "rows_per_s"} <= numeric
+    _the_asset_page_plots_in_a_browser(server, "scored_predictions")
+
+
+def _the_asset_page_plots_in_a_browser(server: Webserver, asset: str) -> None:
+    """In Chromium: no welcome dialog over the page, and the Plots view draws charts."""
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium: `apt-get install chromium` to run the browser test (CI does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(server.url.removesuffix("/graphql") + f"/assets/{asset}", wait_until="networkidle", timeout=60_000)
+            assert "Join the Dagster community" not in page.content()
+            page.get_by_role("button", name="Plots").click()
+            page.get_by_text("rows_per_s").first.wait_for(timeout=30_000)
+            page.wait_for_function("document.querySelectorAll('canvas').length > 0", timeout=30_000)
+        finally:
+            browser.close()
 
