@@ -107,3 +107,16 @@ def test_validate_ohlcv_rejects_missing_path_and_unknown_suffix(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataValidationError, match="holds no partitions"):
         validate_ohlcv(tmp_path / "empty")
+
+
+def test_every_entry_point_takes_a_csv_with_an_unnamed_index_column(tmp_path, tiny_pipeline, tiny_market):
+    from pipeline_core.batch import BatchInference
+
+    frame = tiny_market.filter(pl.col("symbol") == "SYN01").drop("symbol").to_pandas().set_index("timestamp")
+    frame.index.name = None
+    frame.to_csv(tmp_path / "bars.csv")  # header: ",open,high,low,close,volume"
+    assert (tmp_path / "bars.csv").read_text().startswith(",open")
+    whole = validate_ohlcv(tmp_path / "bars.csv")  # train, audit, drift, evaluate
+    streamed = BatchInference(tiny_pipeline).process_file(tmp_path / "bars.csv", horizon=20,
+                                                          output_path=tmp_path / "p.parquet")  # predict
+    assert whole.height == len(frame) and streamed.n_samples > 0

@@ -99,11 +99,7 @@ def _read_csv(path: Path) -> pl.DataFrame:
         # A value after the first rows broke type inference (text among numbers, another date
         # format): infer from every row, so the offending column keeps text and the contract
         # below names it.
-        frame = pl.read_csv(path, try_parse_dates=True, infer_schema_length=None)
-    first = frame.columns[0]
-    # An unnamed first column (a written pandas index) is the timestamp.
-    if (first == "" or first.startswith("Unnamed")) and "timestamp" not in _lower(frame.columns):
-        frame = frame.rename({first: "timestamp"})
+        return pl.read_csv(path, try_parse_dates=True, infer_schema_length=None)
     return frame
 
 
@@ -111,8 +107,15 @@ def _lower(columns) -> list[str]:
     return [str(name).strip().lower() for name in columns]
 
 
+# What readers call a CSV's unnamed first column (a written pandas index): polars "" , pandas
+# "Unnamed: 0", pyarrow through polars "column_0". Without a timestamp column, it is the timestamp.
+UNNAMED_FIRST = ("", "unnamed: 0", "column_0")
+
+
 def _normalize_columns(frame: pl.DataFrame) -> pl.DataFrame:
     lowered = _lower(frame.columns)
+    if lowered and lowered[0] in UNNAMED_FIRST and "timestamp" not in lowered:
+        lowered[0] = "timestamp"
     duplicated = sorted({name for name in lowered if lowered.count(name) > 1})
     if duplicated:
         raise DataValidationError(
