@@ -170,22 +170,31 @@ def _as_float(frame: pl.DataFrame, name: str) -> pl.Expr:
     return pl.col(name).cast(pl.Float64)
 
 
-def _check_values(frame: pl.DataFrame) -> None:
-    _reject(frame, pl.col("timestamp").is_null(), "timestamp", "has missing timestamps")
+def _value_checks() -> list[tuple[pl.Expr, str, str]]:
+    """(offending rows, column, problem) of every value check, in the order they are reported."""
+    checks = [(pl.col("timestamp").is_null(), "timestamp", "has missing timestamps")]
     for name in REQUIRED_COLUMNS:
         bad = pl.col(name).is_null() | pl.col(name).is_nan() | pl.col(name).is_infinite()
-        _reject(frame, bad, name, "has NaN, missing or infinite values")
-    for name in PRICE_COLUMNS:
-        _reject(frame, pl.col(name) <= 0, name, "has non-positive prices")
-    high_low = [
+        checks.append((bad, name, "has NaN, missing or infinite values"))
+    checks += [(pl.col(name) <= 0, name, "has non-positive prices") for name in PRICE_COLUMNS]
+    checks += [
         (pl.col("high") < pl.max_horizontal("open", "close"), "high", "is below max(open, close)"),
         (pl.col("low") > pl.min_horizontal("open", "close"), "low", "is above min(open, close)"),
         (pl.col("volume") < 0, "volume", "has negative values"),
+        (pl.struct("symbol", "timestamp").is_duplicated(), "timestamp", "has duplicate timestamps within a symbol"),
     ]
-    for bad, name, problem in high_low:
-        _reject(frame, bad, name, problem)
-    duplicate = pl.struct("symbol", "timestamp").is_duplicated()
-    _reject(frame, duplicate, "timestamp", "has duplicate timestamps within a symbol")
+    return checks
+
+
+_VALUE_CHECKS = _value_checks()
+
+
+def _check_values(frame: pl.DataFrame) -> None:
+    """Every value check in one pass over `frame`; the details only for the first that fails."""
+    failed = frame.select(bad.any().alias(str(i)) for i, (bad, _, _) in enumerate(_VALUE_CHECKS)).row(0)
+    for flag, (bad, column, problem) in zip(failed, _VALUE_CHECKS):
+        if flag:
+            _reject(frame, bad, column, problem)
 
 
 def _reject(frame: pl.DataFrame, bad: pl.Expr, column: str, problem: str) -> None:
