@@ -54,9 +54,9 @@ def no_lookahead(
     @lru_cache(maxsize=None)  # a few small results per date, whatever the order of the keys
     def audits(day: date) -> dict:
         # One set of cut runs per date checks every horizon of that date in the run.
+        frame = bars(day)
         return audit_pipeline_lookahead_by_horizon(
-            pipeline, bars(day), horizons_of[day],
-            n_samples=scoring_checks.lookahead_samples, seed=scoring_checks.seed,
+            pipeline, frame, horizons_of[day], n_samples=_cut_points(frame, day, scoring_checks), seed=scoring_checks.seed,
         )
 
     def evaluate(partition: ScoringPartition, record) -> Outcome:
@@ -86,9 +86,13 @@ def parity(
     bars = _bars_reader(pipeline, data_lake)
     tolerance = scoring_checks.parity_tolerance
 
+    @lru_cache(maxsize=2)
+    def sample_inputs(day: date):
+        # The same sampled rows for every horizon of a date: validated and featurized once.
+        return pipeline.model_inputs(_sample(bars(day), pipeline.required_lookback, scoring_checks.parity_samples))
+
     def evaluate(partition: ScoringPartition, record) -> Outcome:
-        sample = _sample(bars(partition.day), pipeline.required_lookback, scoring_checks.parity_samples)
-        result = check_native_parity(pipeline, sample, partition.horizon)
+        result = check_native_parity(pipeline, None, partition.horizon, inputs=sample_inputs(partition.day))
         diffs = result.max_abs_diff
         passed = bool(diffs) and max(diffs.values()) <= tolerance
         metadata = {
@@ -152,6 +156,13 @@ def _latest_materialization(context: dg.AssetCheckExecutionContext, partition: S
         dg.AssetRecordsFilter(asset_key=scored_predictions.key, asset_partitions=[str(partition.key)]), limit=1
     ).records
     return records[0] if records else None
+
+
+def _cut_points(bars: pl.DataFrame, day: date, checks: ScoringChecksResource) -> int:
+    """Cut points for a date: one per `lookahead_bars_per_cut` of its bars, 2 to `lookahead_samples`."""
+    rows = bars.filter(pl.col("timestamp").dt.date() == day).height
+    wanted = -(-rows // max(checks.lookahead_bars_per_cut, 1))
+    return max(2, min(wanted, checks.lookahead_samples))
 
 
 def _horizons_by_day(partition_keys) -> dict[date, list[int]]:
