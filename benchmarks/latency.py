@@ -39,7 +39,7 @@ def latency(
         lambda: pipeline.predict_single(next(single_windows), length - 1, horizon=horizon), repeats
     )
     long = bars.head(LONG_FRAME_ROWS)  # predict_single's row in a long frame: only its history is read
-    rows = cycle(range(lookback, long.height))
+    rows = cycle(np.linspace(lookback, long.height - 1, N_WINDOWS).astype(int).tolist())
     single_long = repeat_ms(lambda: pipeline.predict_single(long, next(rows), horizon=horizon), repeats)
     return {
         "horizon": horizon,
