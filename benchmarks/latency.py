@@ -1,8 +1,8 @@
 """The spec's latency benchmark: score 100 new bars of one symbol, given the history
 they need (`required_lookback` bars before them), with `predict`; and one bar with
-`predict_single`. Inputs are polars frames already in memory; windows are taken at
-different places in the symbol's history and cycled, so no call sees the same bars
-twice in a row.
+`predict_single`, in a frame of those bars and in a 5,000-row frame. Inputs are polars
+frames already in memory; windows are taken at different places in the symbol's history
+and cycled, so no call sees the same bars twice in a row.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from benchmarks.timing import load_average, repeat_ms, summary_ms
 from pipeline_core.pipeline import InferencePipeline
 
 N_WINDOWS = 16
+LONG_FRAME_ROWS = 5_000
 
 
 def latency(
@@ -37,8 +38,12 @@ def latency(
     single = repeat_ms(
         lambda: pipeline.predict_single(next(single_windows), length - 1, horizon=horizon), repeats
     )
+    long = bars.head(LONG_FRAME_ROWS)  # predict_single's row in a long frame: only its history is read
+    rows = cycle(np.linspace(lookback, long.height - 1, N_WINDOWS).astype(int).tolist())
+    single_long = repeat_ms(lambda: pipeline.predict_single(long, next(rows), horizon=horizon), repeats)
     return {
         "horizon": horizon,
+        "predict_single_long_frame": {"rows": long.height, **summary_ms(*single_long)},
         "input_bars": length,
         "scored_bars": new_bars,
         "predict": summary_ms(*predict),

@@ -99,7 +99,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
         args.input, horizon=list(pipeline.config.horizons), output_path=args.output
     )
     return {**report, **_peaks(), "seconds": round(time.perf_counter() - started, 2),
-            "scored_rows": result.n_samples // len(pipeline.config.horizons)}
+            "scored_rows": result.n_rows}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,7 +47,7 @@ def throughput(
             load = load_average()[0]
             _, cpu, result = timed(lambda: scorer.process_file(path, horizon=horizons, output_path=output))
             batch_runs.append({"seconds": round(result.total_time, 4), "cpu_seconds": round(cpu, 4), "load_1min": load})
-            scored = result.n_samples // len(horizons)  # process_file counts one row per horizon
+            scored = result.n_rows  # input rows, each once (result.n_samples counts rows x horizons)
         if raw:
             raw_runs.append(_raw_pass(pipeline, inputs))
     output.unlink(missing_ok=True)
@@ -79,6 +79,7 @@ def _batch_summary(runs, scored: int, path: Path, horizons, chunk_rows: int, bat
         "median_seconds": round(seconds, 4),
         "min_seconds": min(run["seconds"] for run in runs),
         "rows_per_sec": round(scored / seconds, 1),
+        "horizon_rows_per_sec": round(scored * len(horizons) / seconds, 1),
         "input_rows_per_sec": round(input_rows / seconds, 1),
         "median_cpu_seconds": round(cpu_seconds, 4),
         "rows_per_cpu_sec": round(scored / cpu_seconds, 1),

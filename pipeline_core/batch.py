@@ -35,16 +35,23 @@ Progress = Callable[[int], None]  # called with the number of input rows just co
 
 @dataclass
 class BatchResult:
-    n_samples: int  # rows scored (per horizon)
+    n_samples: int  # predictions written: scored rows x horizons ("horizon-rows")
     total_time: float  # seconds, reading and writing included
-    avg_latency_ms: float  # per batch of `batch_size` rows
+    avg_latency_ms: float  # per batch of `batch_size` predictions
     n_unscored: int = 0  # rows without enough history
     output_paths: list[Path] = field(default_factory=list)
     class_balance: dict[int, float] = field(default_factory=dict)
     mean_confidence: float = float("nan")
+    n_rows: int = 0  # input rows scored, each counted once whatever the number of horizons
 
     @property
     def rows_per_sec(self) -> float:
+        """Input rows scored per second (a row scored at 4 horizons counts once)."""
+        return self.n_rows / self.total_time if self.total_time > 0 else float("inf")
+
+    @property
+    def horizon_rows_per_sec(self) -> float:
+        """Predictions written per second (rows x horizons)."""
         return self.n_samples / self.total_time if self.total_time > 0 else float("inf")
 
 
@@ -183,7 +190,8 @@ class BatchInference:
         paths = []
         for day in days:
             for h, scored in score_date(self.pipeline, root, output_root, day, horizons):
-                tally.add_partition(scored, scored.unscored_rows if h == horizons[0] else 0)
+                first = h == horizons[0]
+                tally.add_partition(scored, scored.unscored_rows if first else 0, new_rows=first)
                 paths.append(scored.path)
         return tally.result(time.perf_counter() - started, self.batch_size, paths)
 
@@ -200,7 +208,8 @@ class BatchInference:
             carried = 0 if carry is None else carry.height
             for h in horizons:
                 frame = results[h].to_frame()
-                tally.add(frame, results[h].unscored.height - carried if h == horizons[0] else 0)
+                first = h == horizons[0]
+                tally.add(frame, results[h].unscored.height - carried if first else 0, new_rows=first)
                 yield frame
             carry = bars.group_by("symbol", maintain_order=True).tail(lookback).select(bars.columns)
 
@@ -209,20 +218,23 @@ class _Tally:
     """Running totals for a BatchResult."""
 
     def __init__(self) -> None:
-        self.rows = 0
+        self.rows = 0  # predictions (rows x horizons)
+        self.input_rows = 0  # rows, each once
         self.unscored = 0
         self.counts = np.zeros(len(CLASSES))
         self.confidence_sum = 0.0
 
-    def add(self, frame: pl.DataFrame, unscored: int) -> None:
+    def add(self, frame: pl.DataFrame, unscored: int, new_rows: bool) -> None:
         self.rows += frame.height
+        self.input_rows += frame.height if new_rows else 0
         self.unscored += unscored
         predictions = frame["prediction"].to_numpy()
         self.counts += [(predictions == c).sum() for c in CLASSES]
         self.confidence_sum += float(frame["confidence"].sum())
 
-    def add_partition(self, scored: ScoredPartition, unscored: int) -> None:
+    def add_partition(self, scored: ScoredPartition, unscored: int, new_rows: bool) -> None:
         self.rows += scored.rows
+        self.input_rows += scored.rows if new_rows else 0
         self.unscored += unscored
         self.counts += [scored.class_share[CLASS_NAMES[c]] * scored.rows for c in CLASSES]
         self.confidence_sum += scored.mean_confidence * scored.rows
@@ -238,6 +250,7 @@ class _Tally:
             output_paths=paths,
             class_balance={c: float(n / total) for c, n in zip(CLASSES, self.counts)},
             mean_confidence=self.confidence_sum / total,
+            n_rows=self.input_rows,
         )
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pipeline_core.features import FeatureSet, compute_features
+from pipeline_core.features import FeatureSet, check_row_count, feature_query
 from pipeline_core.scaling import scale
 
 
@@ -96,32 +96,40 @@ class ModelInputs:
 
 
 def featurize(bars: pl.DataFrame, feature_set: FeatureSet, sequence_length: int, uses_sequences: bool) -> FeatureRows:
-    """Features of validated `bars` (`validate_ohlcv`'s output) and which rows can be scored."""
+    """Features of validated `bars` (`validate_ohlcv`'s output) and which rows can be scored.
+
+    One lazy query, collected once; the rows are then picked with numpy (a small input
+    pays polars' fixed cost per query, so the fewer the better)."""
     extra = sequence_length - 1 if uses_sequences else 0
-    featured = compute_features(bars, feature_set).with_row_index("row").with_columns(
-        position=pl.int_range(pl.len(), dtype=pl.Int64).over("symbol")
+    featured = (
+        feature_query(bars, feature_set)
+        .with_columns(position=pl.int_range(pl.len(), dtype=pl.Int64).over("symbol"))
+        .collect()
     )
-    has_features = featured.filter(pl.col("position") >= feature_set.lookback)
-    blocks = _symbol_blocks(has_features["symbol"])
+    check_row_count(feature_set, featured.height, bars.height)
+    position = featured["position"].to_numpy()
+    has_features = np.flatnonzero(position >= feature_set.lookback)
+    symbols = featured["symbol"].to_numpy()
+    blocks = _symbol_blocks(symbols[has_features])
     scored = np.concatenate([np.arange(start + extra, end) for start, end in blocks] or [np.empty(0, np.int64)])
-    keys = has_features.select("row", "timestamp", "symbol")[scored]
+    rows = has_features[scored].astype(np.int64)
+    timestamps = featured["timestamp"].dt.replace_time_zone(None).to_numpy()
     return FeatureRows(
-        raw=has_features.select(feature_set.columns).to_numpy().astype(np.float32),
+        raw=featured.select(feature_set.columns).to_numpy()[has_features].astype(np.float32),
         blocks=blocks,
         scored=scored,
-        rows=keys["row"].to_numpy().astype(np.int64),
+        rows=rows,
         sequence_length=sequence_length,
-        timestamps=keys["timestamp"].dt.replace_time_zone(None).to_numpy(),
-        symbols=keys["symbol"].to_numpy(),
-        unscored=featured.filter(pl.col("position") < feature_set.lookback + extra).select("timestamp", "symbol"),
+        timestamps=timestamps[rows],
+        symbols=symbols[rows],
+        unscored=featured.select("timestamp", "symbol")[np.flatnonzero(position < feature_set.lookback + extra)],
     )
 
 
-def _symbol_blocks(symbols: pl.Series) -> list[tuple[int, int]]:
-    """[start, end) of each symbol's run in a symbol-sorted column."""
-    if symbols.len() == 0:
+def _symbol_blocks(values: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each symbol's run in a symbol-sorted array."""
+    if len(values) == 0:
         return []
-    values = symbols.to_numpy()
     starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
     ends = np.append(starts[1:], len(values))
     return list(zip(starts.tolist(), ends.tolist()))

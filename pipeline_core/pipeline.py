@@ -18,6 +18,7 @@ from pipeline_core import persistence
 from pipeline_core.bundle import Manifest
 from pipeline_core.components import FittedComponents
 from pipeline_core.data import validate_ohlcv
+from pipeline_core.data.schema import validate_row_history
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.features import DEFAULT_FEATURE_SET, get_feature_set
 from pipeline_core.inputs import ModelInputs, featurize
@@ -221,20 +222,17 @@ class InferencePipeline:
     def predict_single(self, df, idx: int, horizon: int | None = None) -> np.ndarray:
         """Probabilities (3,) of row `idx` of the validated (symbol, time)-sorted frame,
         from its own symbol's bars up to `idx` and no more than `required_lookback` of them
-        (horizon: the longest trained one if not given)."""
+        (horizon: the longest trained one if not given). Only those bars are validated
+        when `df` is a polars frame already in that order (see `validate_row_history`)."""
         horizon = horizon_or_longest(horizon, self.config.horizons)
-        bars = validate_ohlcv(df)
-        if not 0 <= idx < bars.height:
-            raise IndexError(f"Row {idx} is outside the frame of {bars.height} rows.")
-        symbol = bars["symbol"][idx]
-        first_of_symbol = bars["symbol"].search_sorted(symbol, side="left")
-        start = max(first_of_symbol, idx - self.required_lookback)
-        if idx - first_of_symbol < self.required_lookback:
+        bars, earlier = validate_row_history(df, idx, self.required_lookback)
+        if earlier < self.required_lookback:
+            last = bars.row(bars.height - 1, named=True)
             raise InsufficientHistoryError(
-                f"Row {idx} ({symbol} {bars['timestamp'][idx]}) has {idx - first_of_symbol} earlier bars; "
+                f"Row {idx} ({last['symbol']} {last['timestamp']}) has {earlier} earlier bars; "
                 f"scoring needs {self.required_lookback}."
             )
-        inputs = self.model_inputs(bars.slice(start, idx - start + 1), check_input=False)
+        inputs = self.model_inputs(bars, check_input=False)
         return self.score_inputs(inputs, horizon).probabilities[-1]
 
     def score_inputs(

@@ -27,7 +27,9 @@ def test_process_file_in_many_chunks_equals_one_predict(tiny_pipeline, tiny_mark
     assert written.columns == OUTPUT_COLUMNS
     whole = tiny_pipeline.predict(tiny_market, horizon=None)
     expected = pl.concat([whole[10].to_frame(), whole[20].to_frame()])
-    assert result.n_samples == expected.height
+    assert result.n_samples == expected.height  # predictions: rows x horizons
+    assert result.n_rows == whole[20].n_samples  # input rows, each once
+    assert result.rows_per_sec == pytest.approx(result.horizon_rows_per_sec / 2)
     assert result.n_unscored == 3 * tiny_pipeline.required_lookback
     got, want = _keyed(written), _keyed(expected)
     assert got.select("timestamp", "symbol", "horizon").equals(want.select("timestamp", "symbol", "horizon"))
@@ -78,6 +80,7 @@ def test_process_dataset_writes_one_partition_per_date_and_horizon(tiny_pipeline
     full = tiny_pipeline.predict(tiny_market, horizon=20).to_frame().filter(pl.col("timestamp").dt.date() == date(2024, 3, 4))
     np.testing.assert_allclose(day.sort("symbol", "timestamp")["prob_up"].to_numpy(), full.sort("symbol", "timestamp")["prob_up"].to_numpy(), atol=1e-9)
     assert result.n_samples == 4 * 3 * 390
+    assert result.n_rows == 2 * 3 * 390
 
 
 def test_process_file_scores_a_partitioned_folder_like_the_whole_file(tiny_pipeline, tiny_market, tmp_path):

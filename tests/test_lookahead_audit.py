@@ -17,6 +17,7 @@ from pipeline_core.pipeline import InferenceConfig
 from pipeline_core.scaling import fit_scaler
 from pipeline_core.training import train_pipeline
 from pipeline_core.validation import LookaheadAuditor, audit_pipeline_lookahead, pipeline_predict_func
+from pipeline_core.validation.lookahead_audit import audit_pipeline_lookahead_by_horizon
 
 from planted import HORIZON, LOOKBACK, TINY_XGBOOST, mini_features
 
@@ -298,3 +299,16 @@ def test_scaler_fit_on_the_whole_series_fails_lookahead_audit(pipelines, market)
         market, n_samples=12
     )
     assert not result.passed
+
+
+@pytest.mark.parametrize("name", ["lookahead_clean", "lookahead_next_bar"])
+def test_one_audit_for_every_horizon_catches_a_one_bar_leak_at_each(market, name, pipelines):
+    config = InferenceConfig(model_names=["xgboost"], horizons=[10, HORIZON], feature_set=name)
+    pipeline = train_pipeline(market, config, TINY_XGBOOST)
+    by_horizon = audit_pipeline_lookahead_by_horizon(pipeline, market, [10, HORIZON], n_samples=12)
+    assert sorted(by_horizon) == [10, HORIZON]
+    for horizon, result in by_horizon.items():
+        alone = audit_pipeline_lookahead(pipeline, market, horizon, n_samples=12)
+        assert result.passed is alone.passed is (name == "lookahead_clean"), result.summary()
+        assert result.n_checked == 2 * result.n_cuts  # two symbols at every cut point
+        assert {v.symbol for v in result.violations} <= {"SYN01", "SYN02"}

@@ -15,7 +15,7 @@ import dagster as dg
 import polars as pl
 
 from pipeline_core.batch import partition_bars
-from pipeline_core.validation.lookahead_audit import audit_pipeline_lookahead
+from pipeline_core.validation.lookahead_audit import audit_pipeline_lookahead_by_horizon
 from pipeline_core.validation.parity import check_native_parity
 
 from inference_assets import markdown
@@ -49,12 +49,18 @@ def no_lookahead(
 ) -> Iterator:
     pipeline = bundles.pipeline_for_run(context)
     bars = _bars_reader(pipeline, data_lake)
+    horizons_of = _horizons_by_day(context.partition_keys)
 
-    def evaluate(partition: ScoringPartition) -> Outcome:
-        audit = audit_pipeline_lookahead(
-            pipeline, bars(partition.day), partition.horizon,
-            n_samples=scoring_checks.lookahead_samples, seed=scoring_checks.seed,
+    @lru_cache(maxsize=None)  # a few small results per date, whatever the order of the keys
+    def audits(day: date) -> dict:
+        # One set of cut runs per date checks every horizon of that date in the run.
+        frame = bars(day)
+        return audit_pipeline_lookahead_by_horizon(
+            pipeline, frame, horizons_of[day], n_samples=_cut_points(frame, day, scoring_checks), seed=scoring_checks.seed,
         )
+
+    def evaluate(partition: ScoringPartition, record) -> Outcome:
+        audit = audits(partition.day)[partition.horizon]
         metadata = {"bars_checked": audit.n_checked, "cut_points": audit.n_cuts, "violations": len(audit.violations)}
         if not audit.passed:
             shown = audit.to_frame().head(MAX_SHOWN).to_dicts()
@@ -80,9 +86,13 @@ def parity(
     bars = _bars_reader(pipeline, data_lake)
     tolerance = scoring_checks.parity_tolerance
 
-    def evaluate(partition: ScoringPartition) -> Outcome:
-        sample = _sample(bars(partition.day), pipeline.required_lookback, scoring_checks.parity_samples)
-        result = check_native_parity(pipeline, sample, partition.horizon)
+    @lru_cache(maxsize=2)
+    def sample_inputs(day: date):
+        # The same sampled rows for every horizon of a date: validated and featurized once.
+        return pipeline.model_inputs(_sample(bars(day), pipeline.required_lookback, scoring_checks.parity_samples))
+
+    def evaluate(partition: ScoringPartition, record) -> Outcome:
+        result = check_native_parity(pipeline, None, partition.horizon, inputs=sample_inputs(partition.day))
         diffs = result.max_abs_diff
         passed = bool(diffs) and max(diffs.values()) <= tolerance
         metadata = {
@@ -104,8 +114,7 @@ def parity(
 def throughput(context: dg.AssetCheckExecutionContext, scoring_checks: ScoringChecksResource) -> Iterator:
     floor = scoring_checks.throughput_floor
 
-    def evaluate(partition: ScoringPartition) -> Outcome:
-        record = _latest_materialization(context, partition)
+    def evaluate(partition: ScoringPartition, record) -> Outcome:
         observed = record.asset_materialization.metadata["rows_per_s"].value if record else None
         if observed is None:
             return Outcome(False, f"{partition.key} has no materialization with rows_per_s to check.",
@@ -118,13 +127,14 @@ def throughput(context: dg.AssetCheckExecutionContext, scoring_checks: ScoringCh
     yield from _per_partition(context, evaluate)
 
 
-def _per_partition(context: dg.AssetCheckExecutionContext, evaluate: Callable[[ScoringPartition], Outcome]) -> Iterator:
-    """One evaluation per partition of the run, then the check step's (empty) output."""
+def _per_partition(context: dg.AssetCheckExecutionContext, evaluate: Callable[..., Outcome]) -> Iterator:
+    """One evaluation per partition of the run, then the check step's (empty) output.
+    `evaluate(partition, record)` gets the partition's latest materialization record (or None)."""
     spec = context.check_specs[0]
     for key in context.partition_keys:
         partition = ScoringPartition.from_key(key)
-        outcome = evaluate(partition)
         record = _latest_materialization(context, partition)
+        outcome = evaluate(partition, record)
         yield dg.AssetCheckEvaluation(
             asset_key=spec.asset_key,
             check_name=spec.name,
@@ -146,6 +156,22 @@ def _latest_materialization(context: dg.AssetCheckExecutionContext, partition: S
         dg.AssetRecordsFilter(asset_key=scored_predictions.key, asset_partitions=[str(partition.key)]), limit=1
     ).records
     return records[0] if records else None
+
+
+def _cut_points(bars: pl.DataFrame, day: date, checks: ScoringChecksResource) -> int:
+    """Cut points for a date: one per `lookahead_bars_per_cut` of its bars, 2 to `lookahead_samples`."""
+    rows = bars.filter(pl.col("timestamp").dt.date() == day).height
+    wanted = -(-rows // max(checks.lookahead_bars_per_cut, 1))
+    return max(2, min(wanted, checks.lookahead_samples))
+
+
+def _horizons_by_day(partition_keys) -> dict[date, list[int]]:
+    """The horizons of each date among the run's partitions, in key order."""
+    by_day: dict[date, list[int]] = {}
+    for key in partition_keys:
+        partition = ScoringPartition.from_key(key)
+        by_day.setdefault(partition.day, []).append(partition.horizon)
+    return by_day
 
 
 def _bars_reader(pipeline, data_lake: DataLakeResource) -> Callable[[date], pl.DataFrame]:

@@ -134,7 +134,14 @@ class ScoringChecksResource(dg.ConfigurableResource):
     """Thresholds and sample sizes of the checks on scored partitions."""
 
     throughput_floor: int = Field(default=10_000, description="Rows/s; below it `throughput` warns.")
-    lookahead_samples: int = Field(default=20, description="Cut points per partition for `no_lookahead`.")
+    lookahead_samples: int = Field(
+        default=20, description="At most this many cut points per date for `no_lookahead` (all its horizons at once)."
+    )
+    lookahead_bars_per_cut: int = Field(
+        default=2_000,
+        description="`no_lookahead` takes one cut point per this many bars of a date (at least 2: the date's "
+        "first scorable bar, which exposes any leak, and its last), so the audit's cost follows scoring's.",
+    )
     parity_samples: int = Field(default=500, description="Rows per partition compared by `parity`.")
     parity_tolerance: float = Field(default=1e-6, description="Max abs probability difference.")
     seed: int = 0

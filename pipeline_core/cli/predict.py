@@ -38,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=total, unit="bar", unit_scale=True, desc="scoring") as bar:
         result = batch.process_file(path, horizon=args.horizon, output_path=args.output, progress=bar.update)
     print(
-        f"scored {result.n_samples:,} rows ({result.n_unscored:,} without enough history) in "
-        f"{result.total_time:.2f}s: {result.rows_per_sec:,.0f} rows/s -> {args.output}"
+        f"scored {result.n_rows:,} rows ({result.n_unscored:,} without enough history) in "
+        f"{result.total_time:.2f}s: {result.rows_per_sec:,.0f} rows/s; {result.n_samples:,} predictions "
+        f"(rows x horizons, {result.horizon_rows_per_sec:,.0f}/s) -> {args.output}"
     )
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Union
 
+import numpy as np
 import pandas as pd
 import polars as pl
 
@@ -29,13 +30,17 @@ def validate_ohlcv(source: OhlcvSource) -> pl.DataFrame:
     volume), sorted by symbol then timestamp. Raises `DataValidationError` naming the
     column, symbol and first offending rows on any breach of the contract.
     """
-    frame = _normalize_columns(_to_polars(source))
+    return _validated(_normalize_columns(_to_polars(source)))
+
+
+def _validated(frame: pl.DataFrame, first_row: int = 0) -> pl.DataFrame:
+    """Validate a frame with normalized column names whose first row is input row `first_row`."""
     if frame.height == 0:
         raise DataValidationError("OHLCV input is empty: expected at least one bar.")
     # `row` keeps the input position so errors point at the rows the user gave us.
     columns = [_as_float(frame, name) for name in REQUIRED_COLUMNS]
     try:
-        frame = frame.with_row_index("row").select(
+        frame = frame.with_row_index("row", offset=first_row).select(
             "row",
             pl.col("timestamp").pipe(_as_utc_timestamp, frame.schema["timestamp"]),
             pl.col("symbol").cast(pl.String),
@@ -45,6 +50,51 @@ def validate_ohlcv(source: OhlcvSource) -> pl.DataFrame:
         raise _unparsable_timestamps(frame) from err
     _check_values(frame)
     return frame.sort("symbol", "timestamp", maintain_order=True).drop("row")
+
+
+def validate_row_history(source: OhlcvSource, idx: int, lookback: int) -> tuple[pl.DataFrame, int]:
+    """Row `idx` of `validate_ohlcv(source)` with at most `lookback` earlier bars of its own
+    symbol (validated, in time order, the row last), and how many earlier bars its symbol has.
+
+    When `source` is a frame with datetime timestamps already sorted by symbol then time
+    (what `validate_ohlcv` returns), only those rows are read and validated, so the cost
+    does not grow with the frame; any other source is validated whole first. Raises
+    IndexError when `idx` is outside the frame.
+    """
+    frame = _sorted_frame(source)
+    checked = frame is None
+    if checked:
+        frame = validate_ohlcv(source)
+    if not 0 <= idx < frame.height:
+        raise IndexError(f"Row {idx} is outside the frame of {frame.height} rows.")
+    first = frame["symbol"].search_sorted(frame["symbol"][idx], side="left")
+    start = max(first, idx - lookback)
+    window = frame.slice(start, idx - start + 1)
+    return (window if checked else _validated(window, first_row=start)), idx - first
+
+
+def _sorted_frame(source: OhlcvSource) -> pl.DataFrame | None:
+    """`source` with normalized column names if it is a polars frame with datetime timestamps
+    and no missing keys, sorted by symbol then time (so validating it keeps every row in
+    place); None otherwise."""
+    if not isinstance(source, pl.DataFrame):
+        return None
+    try:
+        frame = _normalize_columns(source)
+    except DataValidationError:
+        return None
+    if not isinstance(frame.schema["timestamp"], pl.Datetime) or frame.schema["symbol"] != pl.String:
+        return None
+    symbol, stamps = frame["symbol"], frame["timestamp"]
+    if symbol.null_count() or stamps.null_count() or not symbol.is_sorted():
+        return None
+    values = symbol.to_numpy()
+    starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
+    micros = stamps.dt.epoch("us").to_numpy()
+    backwards = np.flatnonzero(np.diff(micros) < 0) + 1
+    if np.setdiff1d(backwards, starts).size:
+        return None
+    return frame
 
 
 def _to_polars(source: OhlcvSource) -> pl.DataFrame:
@@ -172,22 +222,31 @@ def _as_float(frame: pl.DataFrame, name: str) -> pl.Expr:
     return pl.col(name).cast(pl.Float64)
 
 
-def _check_values(frame: pl.DataFrame) -> None:
-    _reject(frame, pl.col("timestamp").is_null(), "timestamp", "has missing timestamps")
+def _value_checks() -> list[tuple[pl.Expr, str, str]]:
+    """(offending rows, column, problem) of every value check, in the order they are reported."""
+    checks = [(pl.col("timestamp").is_null(), "timestamp", "has missing timestamps")]
     for name in REQUIRED_COLUMNS:
         bad = pl.col(name).is_null() | pl.col(name).is_nan() | pl.col(name).is_infinite()
-        _reject(frame, bad, name, "has NaN, missing or infinite values")
-    for name in PRICE_COLUMNS:
-        _reject(frame, pl.col(name) <= 0, name, "has non-positive prices")
-    high_low = [
+        checks.append((bad, name, "has NaN, missing or infinite values"))
+    checks += [(pl.col(name) <= 0, name, "has non-positive prices") for name in PRICE_COLUMNS]
+    checks += [
         (pl.col("high") < pl.max_horizontal("open", "close"), "high", "is below max(open, close)"),
         (pl.col("low") > pl.min_horizontal("open", "close"), "low", "is above min(open, close)"),
         (pl.col("volume") < 0, "volume", "has negative values"),
+        (pl.struct("symbol", "timestamp").is_duplicated(), "timestamp", "has duplicate timestamps within a symbol"),
     ]
-    for bad, name, problem in high_low:
-        _reject(frame, bad, name, problem)
-    duplicate = pl.struct("symbol", "timestamp").is_duplicated()
-    _reject(frame, duplicate, "timestamp", "has duplicate timestamps within a symbol")
+    return checks
+
+
+_VALUE_CHECKS = _value_checks()
+
+
+def _check_values(frame: pl.DataFrame) -> None:
+    """Every value check in one pass over `frame`; the details only for the first that fails."""
+    failed = frame.select(bad.any().alias(str(i)) for i, (bad, _, _) in enumerate(_VALUE_CHECKS)).row(0)
+    for flag, (bad, column, problem) in zip(failed, _VALUE_CHECKS):
+        if flag:
+            _reject(frame, bad, column, problem)
 
 
 def _reject(frame: pl.DataFrame, bad: pl.Expr, column: str, problem: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +25,27 @@ from pipeline_core.errors import BundleError, ConfigError, DataValidationError, 
 MODEL_FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 MAX_NAMES_SHOWN = 5
+# Below this many rows a model scores on one thread: waking a thread pool costs more than
+# the rows, and on a loaded host idle pool threads compete with the other stages.
+SMALL_INPUT_ROWS = 2048
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def scoring_threads(n_rows: int, configured: int | None) -> int:
+    """Threads to score `n_rows` with: one for small inputs, otherwise the configured
+    count (all usable CPUs if None) capped at the usable CPUs, so a model never asks
+    for more threads than the process can run at once."""
+    if n_rows < SMALL_INPUT_ROWS:
+        return 1
+    cpus = usable_cpus()
+    return max(1, min(int(configured or cpus), cpus))
 
 
 class BaseDirectionModel(ABC):

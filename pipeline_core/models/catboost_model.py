@@ -9,7 +9,7 @@ import catboost as cb
 import numpy as np
 
 from pipeline_core.constants import N_CLASSES
-from pipeline_core.models.base import BaseDirectionModel, sample_weights
+from pipeline_core.models.base import BaseDirectionModel, sample_weights, scoring_threads
 
 MODEL_FILE = "model.cbm"
 
@@ -65,7 +65,7 @@ class CatBoostModel(BaseDirectionModel):
         return model, state
 
     def _predict_native(self, X: np.ndarray) -> np.ndarray:
-        return self.model_.predict_proba(X, thread_count=self.params["n_jobs"])
+        return self.model_.predict_proba(X, thread_count=scoring_threads(len(X), self.params["n_jobs"]))
 
     def _save_native(self, folder: Path) -> None:
         self.model_.save_model(str(folder / MODEL_FILE), format="cbm")

@@ -9,7 +9,7 @@ import lightgbm as lgb
 import numpy as np
 
 from pipeline_core.constants import N_CLASSES
-from pipeline_core.models.base import BaseDirectionModel, sample_weights
+from pipeline_core.models.base import BaseDirectionModel, sample_weights, scoring_threads
 
 MODEL_FILE = "model.txt"
 
@@ -63,7 +63,7 @@ class LightGBMModel(BaseDirectionModel):
         return lgb.Booster(model_str=text), state
 
     def _predict_native(self, X: np.ndarray) -> np.ndarray:
-        return self.model_.predict(X, num_threads=self.params["n_jobs"])
+        return self.model_.predict(X, num_threads=scoring_threads(len(X), self.params["n_jobs"]))
 
     def _save_native(self, folder: Path) -> None:
         self.model_.save_model(folder / MODEL_FILE)

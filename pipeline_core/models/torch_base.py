@@ -29,7 +29,7 @@ from torch import nn
 
 from pipeline_core.errors import ConfigError, DataValidationError
 from pipeline_core.constants import N_CLASSES
-from pipeline_core.models.base import BaseDirectionModel, balanced_class_weights
+from pipeline_core.models.base import BaseDirectionModel, balanced_class_weights, scoring_threads
 
 WEIGHTS_FILE = "weights.npz"
 GRAD_CLIP_NORM = 1.0
@@ -123,7 +123,8 @@ class TorchSequenceModel(BaseDirectionModel):
     def _predict_native(self, X: np.ndarray) -> np.ndarray:
         net: ProbaNet = self.model_
         out = np.empty((X.shape[0], N_CLASSES), dtype=np.float64)
-        with _torch_runtime(self.params["num_threads"]), torch.inference_mode():
+        threads = scoring_threads(X.shape[0], self.params["num_threads"])
+        with _torch_runtime(threads), torch.inference_mode():
             for start in range(0, X.shape[0], net.chunk_size):
                 chunk = _batch_tensor(X, slice(start, start + net.chunk_size))
                 _check_finite(chunk, start)

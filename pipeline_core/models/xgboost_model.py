@@ -9,7 +9,7 @@ import numpy as np
 import xgboost as xgb
 
 from pipeline_core.constants import N_CLASSES
-from pipeline_core.models.base import BaseDirectionModel, sample_weights
+from pipeline_core.models.base import BaseDirectionModel, sample_weights, scoring_threads
 
 MODEL_FILE = "model.ubj"
 
@@ -66,6 +66,10 @@ class XGBoostModel(BaseDirectionModel):
         return self._booster_from(raw), state
 
     def _predict_native(self, X: np.ndarray) -> np.ndarray:
+        threads = scoring_threads(len(X), self.params["n_jobs"])
+        if threads != getattr(self, "_nthread", None):
+            self.model_.set_param({"nthread": threads})  # a runtime setting: predictions do not change
+            self._nthread = threads
         return self.model_.inplace_predict(X).astype(np.float64)
 
     def _save_native(self, folder: Path) -> None:
@@ -77,6 +81,7 @@ class XGBoostModel(BaseDirectionModel):
     def _booster_from(self, source: bytearray | Path) -> xgb.Booster:
         booster = xgb.Booster(model_file=source if isinstance(source, bytearray) else str(source))
         booster.set_param({"nthread": self.params["n_jobs"], "verbosity": 0})
+        self._nthread = self.params["n_jobs"]
         return booster
 
 

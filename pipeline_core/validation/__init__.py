@@ -1,7 +1,8 @@
 """Proofs about a pipeline: no lookahead, a sufficient declared lookback, parity.
 
 - `LookaheadAuditor(predict_func).audit(df)`: predictions at t do not change when the
-  bars after t are removed (exactly); `audit_pipeline_lookahead` runs it on a pipeline.
+  bars after t are removed (exactly); `audit_pipeline_lookahead` runs it on a pipeline
+  (`audit_pipeline_lookahead_by_horizon`: every horizon from one set of cut runs).
 - `warmup_audit(pipeline, df, horizon)`: scoring from exactly the declared lookback
   equals scoring from all history (within 1e-6).
 - `check_native_parity`, `compare_pipelines`, `check_roundtrip`: base models equal their
@@ -14,6 +15,7 @@ from pipeline_core.validation.lookahead_audit import (
     LookaheadAuditResult,
     LookaheadViolation,
     audit_pipeline_lookahead,
+    audit_pipeline_lookahead_by_horizon,
     pipeline_predict_func,
 )
 from pipeline_core.validation.parity import (
@@ -38,6 +40,7 @@ __all__ = [
     "WarmupAuditResult",
     "WarmupDiff",
     "audit_pipeline_lookahead",
+    "audit_pipeline_lookahead_by_horizon",
     "check_native_parity",
     "check_roundtrip",
     "compare_pipelines",

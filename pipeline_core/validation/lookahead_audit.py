@@ -275,3 +275,54 @@ def _same(a: float | None, b: float | None) -> bool:
 
 def _epoch_us(series: pl.Series) -> np.ndarray:
     return series.dt.epoch("us").to_numpy()
+
+
+_HORIZON_TAG = "@h"
+
+
+def audit_pipeline_lookahead_by_horizon(
+    pipeline, df: Any, horizons: list[int], *, n_samples: int = 50, seed: int = 0, full_prefix: bool = False
+) -> dict[int, LookaheadAuditResult]:
+    """The lookahead audit of every horizon in `horizons` from one set of cut runs.
+
+    Each cut run is one `pipeline.predict(cut, horizons)`: features once, every horizon
+    scored, and each horizon's prediction and confidence compared at every cut point. The
+    cut points are drawn as `audit_pipeline_lookahead` draws them (the first and last
+    scored bar and random ones), so each horizon is checked at the same number of cut
+    times as on its own, for about 1/len(horizons) of the cut runs. A bar is scored at
+    every horizon or at none, so each result's `n_checked` is its horizon's share.
+    """
+    horizons = [int(h) for h in horizons]
+    history = None if full_prefix else pipeline.required_lookback
+    auditor = LookaheadAuditor(_horizons_predict_func(pipeline, horizons), max_history=history)
+    combined = auditor.audit(df, n_samples=n_samples, seed=seed)
+    return {h: _horizon_share(combined, h, len(horizons)) for h in horizons}
+
+
+def _horizons_predict_func(pipeline, horizons: list[int]) -> PredictFunc:
+    """Every horizon's rows in one keyed frame: the symbol key carries the horizon ("BTC@h20")."""
+
+    def predict(data: Any) -> pl.DataFrame:
+        results = pipeline.predict(data, horizon=horizons)
+        return pl.concat([
+            results[h].to_frame().select(
+                "timestamp", pl.col("symbol") + f"{_HORIZON_TAG}{h}", "prediction", "confidence"
+            )
+            for h in horizons
+        ])
+
+    return predict
+
+
+def _horizon_share(combined: LookaheadAuditResult, horizon: int, n_horizons: int) -> LookaheadAuditResult:
+    """One horizon's violations (symbols without the horizon tag) out of a combined audit."""
+    tag = f"{_HORIZON_TAG}{horizon}"
+    violations = tuple(
+        LookaheadViolation(v.timestamp, v.symbol[: -len(tag)], *astuple(v)[2:])
+        for v in combined.violations
+        if v.symbol.endswith(tag)
+    )
+    return LookaheadAuditResult(
+        passed=not violations, violations=violations, n_checked=combined.n_checked // n_horizons,
+        n_cuts=combined.n_cuts, max_history=combined.max_history,
+    )

@@ -134,10 +134,11 @@ def _default_threads(library: str) -> int:
 # ------------------------------------------------------------------------- checks
 
 
-def check_native_parity(pipeline, df: Any, horizon: int) -> ParityResult:
+def check_native_parity(pipeline, df: Any, horizon: int, *, inputs=None) -> ParityResult:
     """Each base model's raw probabilities through `pipeline` vs its native object called
-    directly on the pipeline's own scaled rows / sequences of `df`."""
-    inputs = pipeline.model_inputs(df)
+    directly on the pipeline's own scaled rows / sequences of `df`. Pass `inputs`
+    (`pipeline.model_inputs(df)`) to check several horizons of the same rows (df is then unused)."""
+    inputs = pipeline.model_inputs(df) if inputs is None else inputs
     raw = pipeline.base_model_probabilities(inputs, horizon)
     checks = []
     for name in pipeline.config.model_names:
