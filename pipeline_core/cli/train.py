@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     parser.add_argument("--data", required=True, help="parquet/CSV file or date-partitioned folder")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="max-accuracy", help="models, horizons and ensemble")
     parser.add_argument("--horizons", type=int, nargs="+", help="override the profile's horizons")
-    parser.add_argument("--out", required=True, help="bundle folder to write, e.g. deployment/pipeline_v1")
+    parser.add_argument("--out", required=True, help="bundle folder to write, e.g. deployment/bundles/pipeline_v1")
     parser.add_argument(
         "--ensemble", choices=ENSEMBLE_CHOICES, default="profile",
         help="final combination: the profile's, the best by cross-validation (auto), or a named one",
