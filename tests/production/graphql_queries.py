@@ -20,7 +20,7 @@ query ($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
 """
 RUNS = """
 query ($filter: RunsFilter!) { runsOrError(filter: $filter) { __typename ... on Runs {
-  results { runId jobName status startTime endTime tags { key value } } } } }
+  results { runId jobName status startTime endTime tags { key value } stepStats { stepKey startTime endTime } } } } }
 """
 RUN = "query ($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
 RUN_EVENTS = """
