@@ -48,4 +48,4 @@ ui: $(INSTALLED)
 	DAGSTER_HOME=$(CURDIR)/.dagster_home exec $(BIN)/python scripts/serve_ui.py
 
 clean:
-	rm -rf $(VENV) .dagster_home data deployment/pipeline_v* deployment/LIVE deployment/decisions
+	rm -rf $(VENV) .dagster_home data deployment/bundles

@@ -60,7 +60,7 @@ def main() -> None:
     started = time.perf_counter()
     home = demo.prepare_instance()
     data_root = Path(os.environ.get("INFERENCE_DATA_ROOT") or "data").resolve()
-    deployment = Path(os.environ.get("INFERENCE_DEPLOYMENT_ROOT") or "deployment").resolve()
+    deployment = Path(os.environ.get("INFERENCE_DEPLOYMENT_ROOT") or "deployment/bundles").resolve()
     if BundleStore(deployment).live_version() is None:
         print("No live bundle yet: running the main demo (`make demo`) first.\n", flush=True)
         demo.main()

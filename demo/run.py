@@ -2,7 +2,7 @@
 
 1. Generates the synthetic market under <data root>/ohlcv/ if it is absent.
 2. Runs `bundle_job` (features and labels, scaler, base models, calibrators, ensembles,
-   deployment/pipeline_vN/, promoted to LIVE) on the history before the scored dates.
+   deployment/bundles/pipeline_vN/, promoted to LIVE) on the history before the scored dates.
 3. Runs `scoring_job` over the last SCORED_DAYS dates x all four horizons as one range
    run, with the no_lookahead / parity / throughput checks on every partition.
 

@@ -1,5 +1,5 @@
 """The bundle build: raw history -> features and labels -> scaler -> base models ->
-calibration-window probabilities -> calibrators -> ensembles -> deployment/pipeline_vN/ ->
+calibration-window probabilities -> calibrators -> ensembles -> deployment/bundles/pipeline_vN/ ->
 promoted to LIVE.
 
 Each stage is one `pipeline_core.training` function taking the earlier stages' values.
@@ -144,7 +144,7 @@ def deployment_bundle(
     bundles: BundleStoreResource, training_data: TrainingData, feature_scaler, base_models: dict[str, Any],
     calibrators: dict[str, Any], ensembles: dict[int, Any],
 ) -> dg.Output[Manifest]:
-    """The stages assembled, evaluated on the test window and saved as deployment/pipeline_vN/."""
+    """The stages assembled, evaluated on the test window and saved as deployment/bundles/pipeline_vN/."""
     inputs = training_data.rows.scaled_by(feature_scaler)
     metadata: dict[str, Any] = {}
     with _timed(metadata):

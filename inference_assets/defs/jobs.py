@@ -5,7 +5,7 @@ import dagster as dg
 bundle_job = dg.define_asset_job(
     "bundle_job",
     selection=dg.AssetSelection.groups("bundle"),
-    description="Train every stage from the raw history, write deployment/pipeline_vN/ and promote it.",
+    description="Train every stage from the raw history, write deployment/bundles/pipeline_vN/ and promote it.",
 )
 
 scoring_job = dg.define_asset_job(

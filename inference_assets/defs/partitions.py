@@ -35,6 +35,27 @@ month_partitions = dg.MonthlyPartitionsDefinition(  # the backtest reports: one 
     timezone="UTC",
     end_offset=0 if PARTITIONS_END else 1,
 )
+# How a backfill of scored dates is cut into runs (Dagster's backfill policy). Unset: one run
+# per range Dagster finds in the selection (a box of dates for each horizon), each loading
+# the bundle once, which is right on one machine. Set to N (INFERENCE_MAX_PARTITIONS_PER_RUN)
+# under a distributed run launcher: each range is cut into runs of at most N consecutive
+# dates, so a long backfill spreads over many run workers (one Kubernetes job each under
+# deployment/helm/values.yaml). Read by the code server when it loads the definitions.
+MAX_PARTITIONS_PER_RUN = int(os.environ.get("INFERENCE_MAX_PARTITIONS_PER_RUN") or 0)
+
+
+def backfill_policy(max_partitions_per_run: int = MAX_PARTITIONS_PER_RUN) -> dg.BackfillPolicy:
+    """single_run() when `max_partitions_per_run` is 0, else multi_run of that many partitions."""
+    if max_partitions_per_run < 0:
+        raise ValueError(
+            f"INFERENCE_MAX_PARTITIONS_PER_RUN is {max_partitions_per_run}, expected 0 (one run per range) or a "
+            "positive number of partitions per run."
+        )
+    if max_partitions_per_run == 0:
+        return dg.BackfillPolicy.single_run()
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run)
+
+
 horizon_partitions = dg.StaticPartitionsDefinition([str(h) for h in HORIZONS])
 scoring_partitions = dg.MultiPartitionsDefinition({"date": date_partitions, "horizon": horizon_partitions})
 

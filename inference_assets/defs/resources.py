@@ -5,7 +5,7 @@ Every deployment-specific value comes from an environment variable when it is se
 then shows the variable's name) and from a default that runs the embedded demo otherwise:
 
     INFERENCE_DATA_ROOT            data         raw bars (ohlcv/), predictions/, drift/, build/
-    INFERENCE_DEPLOYMENT_ROOT      deployment   bundles pipeline_vN/, decisions/ and the LIVE pointer
+    INFERENCE_DEPLOYMENT_ROOT      deployment/bundles   bundles pipeline_vN/, decisions/ and the LIVE pointer
     INFERENCE_BUNDLE_VERSION       (empty)      pin scoring to one bundle; empty follows LIVE
     INFERENCE_THROUGHPUT_FLOOR     10000        rows/s below which `throughput` warns
     INFERENCE_RETRAIN_WINDOW_DAYS  20           raw dates a retraining candidate trains on
@@ -90,7 +90,7 @@ class BundleStoreResource(dg.ConfigurableResource):
     bundle is promoted meanwhile; new runs pick up the promotion.
     """
 
-    deployment_root: str = Field(default="deployment", description="Holds pipeline_vN/ and LIVE.")
+    deployment_root: str = Field(default="deployment/bundles", description="Holds pipeline_vN/ and LIVE.")
     bundle_version: str = Field(
         default="", description="Score with this version (e.g. v3); empty follows the LIVE pointer."
     )
@@ -257,7 +257,7 @@ def resources() -> dg.Definitions:
         resources={
             "data_lake": data_lake_resource(),
             "bundles": BundleStoreResource(
-                deployment_root=env_or_default("INFERENCE_DEPLOYMENT_ROOT", "deployment"),
+                deployment_root=env_or_default("INFERENCE_DEPLOYMENT_ROOT", "deployment/bundles"),
                 bundle_version=env_or_default("INFERENCE_BUNDLE_VERSION", ""),
             ),
             "scoring_checks": ScoringChecksResource(

@@ -3,10 +3,10 @@
 `retrained_bundle` is one `pipeline_core.retraining.retrain_and_gate` call: a candidate
 trained on the `RetrainingResource.window_days` raw dates before the holdout (the
 `holdout_days` latest dates up to the drifted one), with the bundle build's own
-`TrainingResource` options, saved as the next `deployment/pipeline_vN/`, audited
+`TrainingResource` options, saved as the next `deployment/bundles/pipeline_vN/`, audited
 (lookahead, warm-up, parity) and compared with the live bundle on the holdout. LIVE moves
 to it only when every audit passes and its log-loss is not worse than live's (plus the
-tolerance); otherwise LIVE stays and the metadata (and `deployment/decisions/vN.json`)
+tolerance); otherwise LIVE stays and the metadata (and `deployment/bundles/decisions/vN.json`)
 say why. The candidate folder stays either way, for inspection or a later manual
 `inference-pipeline bundles promote vN`.
 

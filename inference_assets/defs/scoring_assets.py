@@ -11,7 +11,7 @@ import dagster as dg
 from pipeline_core.batch import score_date
 from pipeline_core.data import require_dates
 
-from inference_assets.defs.partitions import ScoringPartition, partitions_by_date, scoring_partitions
+from inference_assets.defs.partitions import ScoringPartition, backfill_policy, partitions_by_date, scoring_partitions
 from inference_assets.defs.resources import BundleStoreResource, DataLakeResource
 
 ohlcv_bars = dg.AssetSpec(
@@ -30,8 +30,9 @@ ohlcv_bars = dg.AssetSpec(
     partitions_def=scoring_partitions,
     # A run scores a whole range (dates x horizons): the bundle is loaded once and each date
     # read once. UI backfills split the selection along its smaller dimension (e.g. one run
-    # per horizon over all dates); `dagster asset materialize --partition-range` is one run.
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    # per horizon over all dates), or into runs of INFERENCE_MAX_PARTITIONS_PER_RUN dates
+    # (partitions.backfill_policy); `dagster asset materialize --partition-range` is one run.
+    backfill_policy=backfill_policy(),
     deps=[ohlcv_bars, "live_bundle"],
     pool="scoring",
     code_version="1",

@@ -13,7 +13,7 @@ def register(subparsers) -> None:
         help="check a bundle for lookahead, undeclared history and parity; exit 1 on any failure",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--bundle", required=True, help="bundle folder (deployment/pipeline_vN)")
+    parser.add_argument("--bundle", required=True, help="bundle folder (deployment/bundles/pipeline_vN)")
     parser.add_argument("--data", required=True, help="OHLCV parquet/CSV file or date-partitioned folder")
     parser.add_argument("--horizon", type=int, help="the bundle's horizon to audit (default: its longest)")
     parser.add_argument("--samples", type=_at_least_two, default=50, help="cut points / warm-up bars checked")

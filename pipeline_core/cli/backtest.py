@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         "strategy after costs: report.md, metrics.json, trades.parquet and figures in OUT",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--bundle", required=True, help="bundle folder (deployment/pipeline_vN)")
+    parser.add_argument("--bundle", required=True, help="bundle folder (deployment/bundles/pipeline_vN)")
     parser.add_argument("--data", required=True, help="folder of raw date=YYYY-MM-DD OHLCV partitions")
     parser.add_argument("--start", required=True, type=date.fromisoformat, help="first scored date (YYYY-MM-DD)")
     parser.add_argument("--end", required=True, type=date.fromisoformat, help="last scored date (YYYY-MM-DD)")

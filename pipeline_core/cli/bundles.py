@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "bundles", help="list bundle versions or promote one to live", formatter_class=HelpFormatter
     )
-    parser.add_argument("--root", default="deployment", help="folder holding pipeline_vN bundles")
+    parser.add_argument("--root", default="deployment/bundles", help="folder holding pipeline_vN bundles")
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="versions, their test metrics, and which is live")
     promote = actions.add_parser("promote", help="point LIVE at a version (e.g. v2)", formatter_class=HelpFormatter)
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     store = BundleStore(args.root)
     if not store.root.is_dir():
-        raise BundleError(f"Bundle root {store.root} does not exist: pass --root, e.g. --root deployment.")
+        raise BundleError(f"Bundle root {store.root} does not exist: pass --root, e.g. --root deployment/bundles.")
     if args.action == "promote":
         path = store.promote(args.version, force=args.force, reason=args.reason)
         print(f"live bundle is now {path.name}" + (" (forced: recorded under decisions/)" if args.force else ""))

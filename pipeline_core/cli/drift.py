@@ -20,7 +20,7 @@ def register(subparsers) -> None:
         help="score OHLCV data with a bundle and compare features and predictions with its reference",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--bundle", required=True, help="bundle folder (deployment/pipeline_vN)")
+    parser.add_argument("--bundle", required=True, help="bundle folder (deployment/bundles/pipeline_vN)")
     parser.add_argument("--data", required=True, help="OHLCV parquet/CSV file or date-partitioned folder")
     parser.add_argument("--horizon", type=int, help="the bundle's horizon to check (default: its longest)")
     parser.add_argument("--plot", default=None, help="write a PNG of the most drifted features here")

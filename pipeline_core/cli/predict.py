@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         help="score OHLCV bars (a parquet/CSV file or a date-partitioned folder) into a predictions parquet file",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--bundle", required=True, help="bundle folder (deployment/pipeline_vN)")
+    parser.add_argument("--bundle", required=True, help="bundle folder (deployment/bundles/pipeline_vN)")
     parser.add_argument(
         "--input", required=True,
         help="parquet, CSV or .csv.gz file time-ordered per symbol, or a folder of date=YYYY-MM-DD partitions",

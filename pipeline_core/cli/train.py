@@ -29,7 +29,7 @@ def register(subparsers) -> None:
         "--until", type=date.fromisoformat,
         help="train on the bars up to this date (YYYY-MM-DD) only, e.g. to backtest the dates after it",
     )
-    parser.add_argument("--out", required=True, help="new bundle folder to write, e.g. deployment/pipeline_v1")
+    parser.add_argument("--out", required=True, help="new bundle folder to write, e.g. deployment/bundles/pipeline_v1")
     parser.add_argument(
         "--overwrite", action="store_true",
         help="replace the bundle already at --out (never the live one: promotion is the only way to change LIVE)",

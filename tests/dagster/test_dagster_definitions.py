@@ -146,3 +146,26 @@ def test_the_demo_sets_up_its_instance_from_the_shipped_template(tmp_path, monke
     config = yaml.safe_load(INSTANCE_TEMPLATE.read_text())
     assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0  # slots of ended runs come back
     assert config["run_retries"] == {"enabled": True, "max_retries": 0}  # only runs tagged max_retries retry
+
+
+def test_backfill_policy_is_one_run_per_range_unless_a_run_size_is_set():
+    from inference_assets.defs.partitions import backfill_policy
+
+    assert backfill_policy(0) == dg.BackfillPolicy.single_run()
+    assert backfill_policy(20) == dg.BackfillPolicy.multi_run(20)
+    with pytest.raises(ValueError, match="INFERENCE_MAX_PARTITIONS_PER_RUN is -1"):
+        backfill_policy(-1)
+    scored = defs().resolve_assets_def("scored_predictions")
+    assert scored.backfill_policy == dg.BackfillPolicy.single_run()  # INFERENCE_MAX_PARTITIONS_PER_RUN unset
+
+
+def test_a_deployment_sets_the_run_size_of_scoring_backfills_by_environment():
+    """What the Helm values do: the code server's INFERENCE_MAX_PARTITIONS_PER_RUN cuts backfills into runs."""
+    probe = (
+        "from inference_assets.definitions import defs; "
+        "print(defs().resolve_assets_def('scored_predictions').backfill_policy.max_partitions_per_run)"
+    )
+    env = {**os.environ, "INFERENCE_MAX_PARTITIONS_PER_RUN": "20", "PYTHONPATH": str(PROJECT)}
+    completed = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.split()[-1] == "20"
