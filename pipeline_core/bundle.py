@@ -149,7 +149,7 @@ def check_bundle_target(path: str | Path, overwrite: bool = True) -> None:
     way to change what is live); over another bundle only with `overwrite`."""
     target = Path(path)
     if target.exists() and not target.is_dir():
-        raise BundleError(f"{target} is a file: a bundle is a folder. Choose a new path, e.g. deployment/pipeline_v2.")
+        raise BundleError(f"{target} is a file: a bundle is a folder. Choose a new path, e.g. deployment/bundles/pipeline_v2.")
     if not target.is_dir() or not any(target.iterdir()):
         return
     if not (target / MANIFEST_FILE).is_file():
