@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 
 $(INSTALLED): pyproject.toml
 	@echo "Setting up $(VENV): the project and its dependencies (torch CPU, xgboost, lightgbm, catboost, dagster)."
-	@echo "The first time this takes about 3 to 5 minutes and 3 GB; later runs reuse it. pip's progress follows."
+	@echo "The first time this takes about 3 to 5 minutes and 2.5 GB; later runs reuse it. pip's progress follows."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e '.[dev]' 2> $(VENV)/install.log \
 		|| { grep -v "is ignored: it is neither" $(VENV)/install.log; exit 1; }
