@@ -99,7 +99,7 @@ def _print(reports, months: list[str], data_root: Path, home: Path, seconds: flo
     with pl.Config(tbl_rows=-1, tbl_hide_dataframe_shape=True, float_precision=4):
         print(pl.DataFrame(rows))
     print(f"\nreports  {data_root / 'backtests'}/<month>/h<H>/ (report.md, metrics.json, equity.png, trades.parquet)")
-    print(f"runs     in DAGSTER_HOME={home}: `make ui`, then Assets > backtest_report > Plots")
+    print(f"runs     in DAGSTER_HOME={home}: `make ui`, then Catalog > backtest_report > Metadata > Plots")
 
 
 if __name__ == "__main__":

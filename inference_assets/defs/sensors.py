@@ -142,7 +142,8 @@ def _days_around(records: list) -> list[date]:
     job=retraining_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=CHECK_INTERVAL_S,
-    description="Launches retraining_job when a drift result of the live bundle is CRITICAL (one run per drift event).",
+    description="Launches retraining_job when the live bundle's drift is CRITICAL or its realized performance "
+    "stays CRITICAL on two realized dates (one run per event; the reason is recorded).",
 )
 def drift_retraining_sensor(
     context: dg.SensorEvaluationContext, bundles: BundleStoreResource
