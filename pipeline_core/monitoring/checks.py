@@ -210,20 +210,7 @@ def _class_balance(
     _, _, p_value = chi2_homogeneity(counts / n * n_eff, ref_props * m_eff)
     value = psi(counts / n, ref_props, config.psi_epsilon)
     df = max(int(np.count_nonzero(ref_props)) - 1, 1)
-    threshold = psi_threshold(n_eff, m_eff, df, config.psi_quantile, config.psi_floor)
-    return MetricDrift(
-        metric="class_balance",
-        statistic="psi",
-        value=value,
-        reference=None,
-        threshold=threshold,
-        test="chi-square",
-        p_value=p_value,
-        alpha=alpha,
-        n=n,
-        severity=_distribution_severity(p_value, alpha, value, threshold),
-        effective_size=n_eff,
-    )
+    return _distribution_drift("class_balance", "chi-square", value, p_value, n, n_eff, m_eff, df, alpha, config)
 
 
 def _class_inflation(reference: ReferenceStats, predictions: np.ndarray, runs: Runs, config: DriftConfig) -> float:
@@ -252,27 +239,21 @@ def _confidence(
     n_eff = float(effective_size(n, _batch_inflation((sketch,), confidences[:, None], runs, config))[0])
     m_eff = _reference_size(sketch, config)
     ks, value = _compare(sketch, np.sort(confidences), config)
-    threshold = psi_threshold(n_eff, m_eff, sketch.psi_df, config.psi_quantile, config.psi_floor)
     p_value = float(ks_pvalue(ks, n_eff, m_eff))
+    return _distribution_drift("confidence", "ks", value, p_value, n, n_eff, m_eff, sketch.psi_df, alpha, config)
+
+
+def _distribution_drift(
+    metric: str, test: str, value: float, p_value: float, n: int, n_eff: float, m_eff: float, df: int,
+    alpha: float, config: DriftConfig,
+) -> MetricDrift:
+    """A PSI-judged test: no alert unless significant; WARNING when the PSI is also material."""
+    threshold = psi_threshold(n_eff, m_eff, df, config.psi_quantile, config.psi_floor)
+    severity = None if p_value >= alpha else AlertSeverity.WARNING if value >= threshold else AlertSeverity.INFO
     return MetricDrift(
-        metric="confidence",
-        statistic="psi",
-        value=value,
-        reference=None,
-        threshold=threshold,
-        test="ks",
-        p_value=p_value,
-        alpha=alpha,
-        n=n,
-        severity=_distribution_severity(p_value, alpha, value, threshold),
-        effective_size=n_eff,
+        metric=metric, statistic="psi", value=value, reference=None, threshold=threshold, test=test,
+        p_value=p_value, alpha=alpha, n=n, severity=severity, effective_size=n_eff,
     )
-
-
-def _distribution_severity(p_value: float, alpha: float, value: float, threshold: float) -> AlertSeverity | None:
-    if p_value >= alpha:
-        return None
-    return AlertSeverity.WARNING if value >= threshold else AlertSeverity.INFO
 
 
 def performance_drift(
