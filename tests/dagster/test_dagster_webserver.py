@@ -1,23 +1,31 @@
-"""The code location served by dagster-webserver: listed through GraphQL, and a partition launched.
+"""The UI of `make ui`, tested in a real browser against a live `dagster dev`.
 
-The test starts its own webserver on a free localhost port against a temporary
-DAGSTER_HOME and stops it (its whole process group) at the end. The run it launches goes
-through the default run launcher, in a subprocess that finds the lab's data and bundles
-through the INFERENCE_* environment variables, as a deployment would.
+The module starts `scripts/serve_ui.py` (what `make ui` runs: `dagster dev` with its daemon)
+on a free localhost port, against a temporary DAGSTER_HOME holding the demo instance's
+`demo/dagster.yaml`, and stops it at the end. Runs go through the instance's run queue and
+the daemon, in subprocesses that find the lab's data and bundles through the INFERENCE_*
+environment variables, as in a deployment.
+
+Chromium (Debian's `/usr/bin/chromium`, driven by playwright) then does what a newcomer
+does: the asset graph, `scored_predictions`' partitions and checks, one partition
+materialized through the Materialize dialog, its run, its check results. Screenshots of
+each step go to $INFERENCE_TEST_ARTIFACTS/browser (CI keeps .ci/artifacts), else to the
+test's tmp folder; the folder is printed.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import pytest
 import requests
 from dagster_lab import Lab
@@ -25,21 +33,14 @@ from dagster_lab import Lab
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster")]
 
 PROJECT = Path(__file__).resolve().parents[2]
-WEBSERVER = Path(sys.executable).with_name("dagster-webserver")
-PARTITION = {"date": "2024-03-08", "horizon": "15"}
-PARTITION_DAY = date.fromisoformat(PARTITION["date"])
+DATE, HORIZON = "2024-03-08", "15"  # the lab market's last date
+PARTITION = f"{DATE}|{HORIZON}"
+GROUPS = ("bundle", "monitoring", "raw", "retraining", "scoring")
+CHECKS = ("no_lookahead", "parity", "throughput")
+PARTITION_COUNT = 8 * 4  # 2024-03-01..2024-03-08 x horizons 5, 10, 15, 20
 START_TIMEOUT_S = 150
-RUN_TIMEOUT_S = 240
-# Runs are launched straight away: no daemon runs in the test to drain a queue.
-INSTANCE_YAML = """\
-run_coordinator:
-  module: dagster._core.run_coordinator
-  class: DefaultRunCoordinator
-telemetry:
-  enabled: false
-nux:
-  enabled: false
-"""
+RUN_TIMEOUT_MS = 240_000
+UI_TIMEOUT_MS = 30_000
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: `apt-get install chromium` (.ci/run does)
 
 WORKSPACE_QUERY = """
@@ -57,23 +58,6 @@ query ($repository: RepositorySelector!) {
     ... on Sensors { results { name sensorState { status } } } }
 }
 """
-LAUNCH_MUTATION = """
-mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } } } }
-"""
-RUN_QUERY = "query ($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
-# What the asset page's Plots tab asks for (dagster-ui 1.13, AssetPartitionMetadataPlots):
-# the asset's last 120 partition keys, then the latest materialization of each.
-PLOT_KEYS_QUERY = """
-query ($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
-  partitionKeyConnection(limit: 120, ascending: false) { results } } } }
-"""
-PLOT_EVENTS_QUERY = """
-query ($key: AssetKeyInput!, $partitions: [String!]!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
-  latestMaterializationByPartition(partitions: $partitions) { partition metadataEntries { label __typename } } } } }
-"""
 
 
 def _free_port() -> int:
@@ -82,19 +66,21 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Webserver:
+class DagsterDev:
+    """`python scripts/serve_ui.py -p PORT` in its own process group, and its GraphQL endpoint."""
+
     def __init__(self, home: Path, env: dict[str, str], log: Path) -> None:
         self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/graphql"
+        self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.process = subprocess.Popen(
-            [str(WEBSERVER), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "scripts/serve_ui.py", "-h", "127.0.0.1", "-p", str(self.port)],
             cwd=PROJECT, env={**env, "DAGSTER_HOME": str(home)},
             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 
     def query(self, query: str, **variables) -> dict:
-        response = requests.post(self.url, json={"query": query, "variables": variables}, timeout=60)
+        response = requests.post(f"{self.base_url}/graphql", json={"query": query, "variables": variables}, timeout=60)
         response.raise_for_status()
         payload = response.json()
         assert "errors" not in payload, payload["errors"]
@@ -104,7 +90,7 @@ class Webserver:
         """The code location's name, once the server answers and the location has loaded."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"webserver exited:\n{self.log.read_text()[-3000:]}"
+            assert self.process.poll() is None, f"dagster dev exited:\n{self.log.read_text()[-3000:]}"
             try:
                 entries = self.query(WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
             except requests.RequestException:
@@ -114,60 +100,68 @@ class Webserver:
                 assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
                 return entry["name"]
             time.sleep(1)
-        raise TimeoutError(f"webserver not ready in {START_TIMEOUT_S}s:\n{self.log.read_text()[-3000:]}")
-
-    def wait_for_run(self, run_id: str) -> str:
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while time.monotonic() < deadline:
-            status = self.query(RUN_QUERY, id=run_id)["runOrError"]["status"]
-            if status in ("SUCCESS", "FAILURE", "CANCELED"):
-                return status
-            time.sleep(1)
-        raise TimeoutError(f"run {run_id} did not finish in {RUN_TIMEOUT_S}s")
+        raise TimeoutError(f"dagster dev not ready in {START_TIMEOUT_S}s:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
+        """SIGTERM to the supervisor, which stops its group; SIGKILL to the group if it hangs."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=40)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+                self.process.kill()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
-@pytest.fixture
-def webserver(lab: Lab, tmp_path):
-    home = tmp_path / "dagster_home"
+@pytest.fixture(scope="module")
+def dagster_dev(lab: Lab, tmp_path_factory):
+    """`make ui`'s `dagster dev` on the lab's data, with the demo instance's settings."""
+    tmp = tmp_path_factory.mktemp("dagster_dev")
+    home = tmp / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    shutil.copy(PROJECT / "demo" / "dagster.yaml", home / "dagster.yaml")
     env = {
         **os.environ,
+        "OMP_NUM_THREADS": "1",
         "INFERENCE_DATA_ROOT": lab.resources["data_lake"].root,
         "INFERENCE_DEPLOYMENT_ROOT": str(lab.deployment_root),
         "INFERENCE_THROUGHPUT_FLOOR": "1",
-        # As `make ui` sets them from the data: the partitions end at the data's last date.
+        # As `make ui` sets them from the data: the partitions are the data's dates.
         "INFERENCE_PARTITIONS_START": "2024-03-01",
-        "INFERENCE_PARTITIONS_END": PARTITION["date"],
+        "INFERENCE_PARTITIONS_END": DATE,
     }
-    server = Webserver(home, env, tmp_path / "webserver.log")
+    server = DagsterDev(home, env, tmp / "dagster_dev.log")
     try:
-        yield server, home
+        server.location = server.wait_until_loaded()
+        yield server
     finally:
         server.stop()
 
 
-def test_webserver_lists_the_code_location_and_runs_a_partition(webserver, lab: Lab):
-    server, home = webserver
-    location = server.wait_until_loaded()
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    root = os.environ.get("INFERENCE_TEST_ARTIFACTS")
+    folder = Path(root) / "browser" if root else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"browser test screenshots: {folder}")
+    return folder
 
-    nodes = {tuple(n["assetKey"]["path"]): n for n in server.query(ASSETS_QUERY)["assetNodes"]}
+
+def test_the_code_location_lists_its_assets_checks_schedules_and_sensors(dagster_dev: DagsterDev):
+    pyproject = tomllib.loads((PROJECT / "pyproject.toml").read_text())
+    assert dagster_dev.location == pyproject["tool"]["dagster"]["code_location_name"]
+
+    nodes = {tuple(n["assetKey"]["path"]): n for n in dagster_dev.query(ASSETS_QUERY)["assetNodes"]}
     assert {("scored_predictions",), ("deployment_bundle",), ("live_bundle",), ("ohlcv_bars",)} <= set(nodes)
     checks = nodes[("scored_predictions",)]["assetChecksOrError"]["checks"]
     assert {(c["name"], c["blocking"]) for c in checks} == {
         ("no_lookahead", True), ("parity", True), ("throughput", False)
     }
-    repository = {"repositoryLocationName": location, "repositoryName": "__repository__"}
-    listed = server.query(SCHEDULES_AND_SENSORS_QUERY, repository=repository)
+    repository = {"repositoryLocationName": dagster_dev.location, "repositoryName": "__repository__"}
+    listed = dagster_dev.query(SCHEDULES_AND_SENSORS_QUERY, repository=repository)
     assert [s["name"] for s in listed["schedulesOrError"]["results"]] == ["daily_scoring_schedule"]
     sensors = {s["name"]: s["sensorState"]["status"] for s in listed["sensorsOrError"]["results"]}
     assert sensors == dict.fromkeys(  # on by default
@@ -175,57 +169,122 @@ def test_webserver_lists_the_code_location_and_runs_a_partition(webserver, lab: 
         "RUNNING",
     )
 
-    partition = f"{PARTITION['date']}|{PARTITION['horizon']}"
-    tags = {"dagster/partition": partition, **{f"dagster/partition/{k}": v for k, v in PARTITION.items()}}
-    params = {
-        "selector": {**repository, "jobName": "scoring_job"},
-        "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
-    }
-    launched = server.query(LAUNCH_MUTATION, params=params)["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-    assert server.wait_for_run(run_id) == "SUCCESS", server.log.read_text()[-3000:]
 
-    assert lab.prediction_file(PARTITION_DAY, int(PARTITION["horizon"])).is_file()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        records = instance.get_records_for_run(run_id).records
-        evaluations = [
-            r.event_log_entry.dagster_event.event_specific_data
-            for r in records
-            if r.event_log_entry.dagster_event
-            and r.event_log_entry.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
-        ]
-    assert {(e.check_name, e.partition, e.passed) for e in evaluations} == {
-        (name, partition, True) for name in ("no_lookahead", "parity", "throughput")
-    }
-
-    # The Plots tab of the multi-partitioned asset has the partition's numbers to draw.
-    key = {"path": ["scored_predictions"]}
-    keys = server.query(PLOT_KEYS_QUERY, key=key)["assetNodeOrError"]["partitionKeyConnection"]["results"]
-    assert partition in keys  # only because the partitions end at the data's last date
-    events = server.query(PLOT_EVENTS_QUERY, key=key, partitions=keys)["assetNodeOrError"]
-    [materialization] = [m for m in events["latestMaterializationByPartition"] if m and m["partition"] == partition]
-    numeric = {e["label"] for e in materialization["metadataEntries"] if e["__typename"] in ("FloatMetadataEntry", "IntMetadataEntry")}
-    assert {"rows", "rows_per_s"} <= numeric
-    _the_asset_page_plots_in_a_browser(server, "scored_predictions")
-
-
-def _the_asset_page_plots_in_a_browser(server: Webserver, asset: str) -> None:
-    """In Chromium: no welcome dialog over the page, and the Plots view draws charts."""
+def test_a_newcomer_materializes_a_partition_in_the_browser(dagster_dev: DagsterDev, lab: Lab, screenshots: Path):
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium: `apt-get install chromium` to run the browser test (CI does)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(server.url.removesuffix("/graphql") + f"/assets/{asset}", wait_until="networkidle", timeout=60_000)
-            assert "Join the Dagster community" not in page.content()
-            page.get_by_role("button", name="Plots").click()
-            page.get_by_text("rows_per_s").first.wait_for(timeout=30_000)
-            page.wait_for_function("document.querySelectorAll('canvas').length > 0", timeout=30_000)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            expect.set_options(timeout=UI_TIMEOUT_MS)
+            ui = _Ui(page, dagster_dev.base_url, screenshots, expect)
+            ui.sees_every_group_in_the_asset_graph()
+            ui.sees_the_partitions_and_the_checks_per_partition()
+            run_url = ui.materializes_the_partition_through_the_dialog()
+            ui.waits_for_the_run_to_succeed(run_url)
+            ui.sees_the_check_results_of_the_partition()
+            ui.sees_the_partition_numbers_plotted()
         finally:
             browser.close()
+    assert lab.prediction_file(date.fromisoformat(DATE), int(HORIZON)).is_file()
 
+
+class _Ui:
+    """The newcomer's steps in the UI, each ending with a screenshot."""
+
+    def __init__(self, page, base_url: str, screenshots: Path, expect) -> None:
+        self.page, self.base_url, self.screenshots, self.expect = page, base_url, screenshots, expect
+
+    def open(self, path: str) -> None:
+        self.page.goto(self.base_url + path, wait_until="networkidle")
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=self.screenshots / f"{name}.png")
+
+    def visible_text(self, text: str):
+        """The visible elements showing exactly `text` (the UI keeps hidden copies for measuring)."""
+        return self.page.get_by_text(text, exact=True).locator("visible=true")
+
+    def sees_every_group_in_the_asset_graph(self) -> None:
+        self.open("/asset-groups")
+        groups = self.page.locator("[class*=CollapsedGroupNode_collapsedGroupNodeBox]")
+        self.expect(groups).to_have_count(len(GROUPS))
+        assert sorted(text.split()[0] for text in groups.all_inner_texts()) == list(GROUPS)
+        self.expect(self.page.get_by_text("Join the Dagster community")).to_have_count(0)
+        self.shot("1-asset-graph")
+
+    def sees_the_partitions_and_the_checks_per_partition(self) -> None:
+        self.open("/assets/scored_predictions?view=partitions")
+        self.expect(self.page.get_by_text(f"{PARTITION_COUNT} Partitions Selected")).to_be_visible()
+        for key in ("2024-03-01", DATE, "5", "10", "15", "20"):
+            self.expect(self.visible_text(key).last).to_be_visible()
+        self.shot("2-partitions")
+        for check in CHECKS:
+            self._open_check_partitions(check)
+            self.expect(self.page.get_by_text(f"{PARTITION_COUNT} Partitions", exact=True)).to_be_visible()
+            self.expect(self.page.get_by_text(f"Missing ({PARTITION_COUNT})")).to_be_visible()
+            self.shot(f"2-check-{check}-partitions")
+
+    def materializes_the_partition_through_the_dialog(self) -> str:
+        """The launched run's page, from the toast the launch shows."""
+        self.open("/assets/scored_predictions?view=partitions")
+        self.page.get_by_role("button", name="Materialize…").click()
+        # This instance never materialized the bundle (the lab built it in another instance).
+        warning = self.page.get_by_role("dialog").filter(has_text="Are you sure?")
+        self.expect(warning).to_contain_text("live_bundle")
+        warning.get_by_role("button", name="Confirm").click()
+        dialog = self.page.get_by_role("dialog").filter(has_text="Launch runs to materialize scored_predictions")
+        self.expect(dialog).to_be_visible()
+        date_input = dialog.get_by_placeholder("ex: ", exact=False)
+        date_input.fill(DATE)
+        date_input.press("Enter")
+        dialog.get_by_text("Select a partition or create one").click()
+        self.page.get_by_role("menuitem", name=HORIZON).first.click()  # its name repeats the label
+        dialog.get_by_text("Launch runs to materialize").click()  # closes the horizon menu
+        self.expect(dialog).to_contain_text("1 partition")
+        self.shot("3-materialize-dialog")
+        dialog.get_by_role("button", name="Launch 1 run").click()
+        toast = self.page.get_by_text("Launched run")
+        self.expect(toast).to_be_visible()
+        self.shot("3-launched")
+        return self.page.locator("a[href*='/runs/']", has_text="View").get_attribute("href")
+
+    def waits_for_the_run_to_succeed(self, run_path: str) -> None:
+        self.open(run_path)
+        self.expect(self.page.get_by_text(f"partition: {PARTITION}")).to_be_visible()
+        done = self.visible_text("Success").or_(self.visible_text("Failure")).or_(self.visible_text("Canceled"))
+        self.expect(done.first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+        self.shot("4-run")
+        self.expect(self.visible_text("Success").first).to_be_visible()
+
+    def sees_the_check_results_of_the_partition(self) -> None:
+        self.open(f"/assets/scored_predictions?view=partitions&partition={PARTITION.replace('|', '%7C')}")
+        self.expect(self.page.get_by_text("Materialized (1)")).to_be_visible()
+        self.expect(self.visible_text(PARTITION).first).to_be_visible()
+        self.expect(self.page.get_by_text("rows_per_s", exact=True)).to_be_visible()
+        self.shot("5-partition-materialized")
+        for check in CHECKS:
+            self._open_check_partitions(check)
+            self.expect(self.page.get_by_text("Passed (1)")).to_be_visible()
+            self.visible_text(DATE).last.click()
+            self.visible_text(HORIZON).last.click()
+            self.expect(self.visible_text(PARTITION).first).to_be_visible()
+            self.expect(self.visible_text("Passed").first).to_be_visible()
+            self.shot(f"5-check-{check}-{DATE}-h{HORIZON}")
+
+    def sees_the_partition_numbers_plotted(self) -> None:
+        self.open("/assets/scored_predictions")
+        self.page.get_by_role("button", name="Plots").click()
+        self.expect(self.page.get_by_text("rows_per_s").first).to_be_visible()
+        self.page.wait_for_function("document.querySelectorAll('canvas').length > 0", timeout=UI_TIMEOUT_MS)
+        self.shot("6-plots")
+
+    def _open_check_partitions(self, check: str) -> None:
+        self.open("/assets/scored_predictions?view=checks")
+        self.visible_text(check).first.click()
+        self.expect(self.page).to_have_url(f"{self.base_url}/assets/scored_predictions?view=checks&checkDetail={check}")
+        self.page.locator("button[role=tab]", has_text="Partitions").click()
