@@ -1,8 +1,9 @@
-"""The README's command-line backfill: a date range x horizon range as one run, with checks."""
+"""The README's command-line backfill, as written but for its range: one run, with checks, quiet."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from datetime import date
@@ -11,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster_lab import Lab
+from readme_blocks import bash_blocks
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster")]
 
@@ -18,6 +20,16 @@ PROJECT = Path(__file__).resolve().parents[2]
 DAGSTER = Path(sys.executable).with_name("dagster")
 INSTANCE_YAML = PROJECT / "demo" / "dagster.yaml"
 DAYS = (date(2024, 3, 7), date(2024, 3, 8))
+
+
+def readme_materialize_command() -> list[str]:
+    """The README's `dagster asset materialize` command, on the lab's range, without its env prefix."""
+    prefix = "DAGSTER_HOME=$PWD/.dagster_home .venv/bin/dagster asset materialize"
+    [command] = [c for block in bash_blocks() for c in block if c.startswith(prefix)]
+    argv = shlex.split(command.removeprefix("DAGSTER_HOME=$PWD/.dagster_home "))
+    at = argv.index("--partition-range") + 1
+    argv[at] = f"{DAYS[0]}|15...{DAYS[1]}|20"
+    return [str(DAGSTER), *argv[1:]]
 
 
 def test_backfill_command_scores_the_range_with_checks(lab: Lab, tmp_path):
@@ -29,12 +41,12 @@ def test_backfill_command_scores_the_range_with_checks(lab: Lab, tmp_path):
         "INFERENCE_DEPLOYMENT_ROOT": str(lab.deployment_root),
         "INFERENCE_THROUGHPUT_FLOOR": "1",
     }
-    command = [
-        str(DAGSTER), "asset", "materialize", "-m", "inference_assets.definitions",
-        "--select", "scored_predictions", "--partition-range", f"{DAYS[0]}|15...{DAYS[1]}|20",
-    ]
+    command = readme_materialize_command()
     completed = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    console = [line for line in (completed.stdout + completed.stderr).splitlines() if " - dagster - " in line]
+    assert [line for line in console if " - DEBUG - " in line] == []  # INFO: one line per scored partition
+    assert len(console) == len(DAYS) * 2, console
 
     partitions = {f"{day}|{horizon}" for day in DAYS for horizon in (15, 20)}
     for day in DAYS:
