@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pipeline_core.errors import ConfigError
-from pipeline_core.pipeline import InferenceConfig
+
+if TYPE_CHECKING:
+    from pipeline_core.pipeline import InferenceConfig
 
 PROFILES = {
     # Boosting only, soft voting: the fastest bundle.
@@ -23,6 +27,7 @@ PROFILES = {
 
 def profile_config(name: str, **overrides) -> InferenceConfig:
     """The InferenceConfig of a named profile, with optional field overrides."""
+    from pipeline_core.pipeline import InferenceConfig  # here: `train --help` needs only PROFILES
     if name not in PROFILES:
         raise ConfigError(f"Unknown profile {name!r}: expected one of {sorted(PROFILES)}.")
     return InferenceConfig(**{**PROFILES[name], **overrides})

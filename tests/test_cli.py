@@ -1,6 +1,8 @@
 """The `inference-pipeline` command end to end, on a tiny market, in-process."""
 
 import argparse
+import subprocess
+import sys
 from datetime import date
 
 import polars as pl
@@ -80,3 +82,14 @@ def test_every_option_has_help_and_a_real_default_or_says_required():
                 assert action.help, f"{name} {action.option_strings} has no help"
                 if action.required:
                     assert "(required)" in parser._get_formatter()._get_help_string(action), name
+
+
+def test_help_imports_no_heavy_library():
+    """`--help` of every command stays fast because building the parser imports none of them."""
+    code = (
+        "import sys; from pipeline_core.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('polars', 'pandas', 'pyarrow', 'torch', 'sklearn', 'xgboost', 'tqdm', 'dagster') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from pipeline_core.bundle import DECISIONS_DIR, BundleStore
 from pipeline_core.cli.help import HelpFormatter
 from pipeline_core.errors import BundleError, PipelineError
+
+if TYPE_CHECKING:
+    from pipeline_core.bundle import BundleStore
 
 
 def register(subparsers) -> None:
@@ -29,6 +32,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline_core.bundle import BundleStore
+
     store = BundleStore(args.root)
     if not store.root.is_dir():
         raise BundleError(f"Bundle root {store.root} does not exist: pass --root, e.g. --root deployment/bundles.")
@@ -51,6 +56,8 @@ def _list(store: BundleStore) -> int:
         except PipelineError as err:
             problems[version] = str(err)
             print(f"{'*' if version == live else ' '} {version:<14} BROKEN: {err}")
+    from pipeline_core.bundle import DECISIONS_DIR
+
     for version in store.versions():
         decision = store.root / DECISIONS_DIR / f"{version}.json"
         if decision.is_file() and version not in problems:

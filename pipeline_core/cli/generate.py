@@ -6,7 +6,7 @@ import argparse
 from datetime import date
 
 from pipeline_core.cli.help import HelpFormatter
-from pipeline_core.data import MarketSpec, generate_market, write_daily_partitions
+from pipeline_core.data.synthetic import MarketSpec  # numpy only; the rest is imported by run
 
 
 def register(subparsers) -> None:
@@ -31,6 +31,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline_core.data import generate_market, write_daily_partitions
+
     spec = MarketSpec(
         start=args.start,
         days=args.days,

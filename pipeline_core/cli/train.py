@@ -6,12 +6,14 @@ import argparse
 import sys
 import time
 from datetime import date
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from pipeline_core.cli.help import HelpFormatter
 from pipeline_core.profiles import PROFILES, profile_config
 from pipeline_core.skill import EXIT_NO_SKILL, format_verdict
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 ENSEMBLE_CHOICES = ("profile", "auto", "stacking", "voting", "single")
 
@@ -52,6 +54,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import polars as pl
+    from tqdm import tqdm
 
     from pipeline_core.bundle import check_bundle_target
     from pipeline_core.data import validate_ohlcv

@@ -13,10 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import polars as pl
 
 from pipeline_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SESSION_OPEN_UTC = timedelta(hours=14, minutes=30)
 # Per regime: (signal loading, base volatility multiplier, switch-out probability per bar).
@@ -59,6 +63,8 @@ def generate_market(spec: MarketSpec = MarketSpec()) -> pl.DataFrame:
     Randomness is drawn per day, so a longer market, or one drifted from a later date,
     has exactly the same bars on the days it shares with a shorter one.
     """
+    import polars as pl  # here, not at the top: `generate --help` reads MarketSpec only
+
     timestamps, day_index, intraday = _session_clock(spec)
     noise = _daily_noise(spec)
     drifted = _drift_mask(spec, day_index)
