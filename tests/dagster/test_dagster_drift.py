@@ -213,6 +213,12 @@ def test_a_passing_candidate_is_promoted_and_its_decision_recorded(loop):
     lines = listing.getvalue().splitlines()
     assert any(line.startswith("* pipeline_v2") for line in lines)
     assert any(line.startswith("  pipeline_v1") for line in lines)
+    # Each row's metrics name their own test window; the decision compares both on one holdout.
+    assert lines[0].rstrip().endswith("test window")
+    assert any(
+        line.startswith("  pipeline_v2: promoted; on the same holdout") and "vs live pipeline_v1" in line
+        for line in lines
+    ), lines
 
 
 def test_runs_keep_their_bundle_and_drift_judges_with_the_bundle_that_scored(loop):

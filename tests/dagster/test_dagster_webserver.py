@@ -182,12 +182,16 @@ def test_a_newcomer_materializes_a_partition_in_the_browser(dagster_dev: Dagster
             page.set_default_timeout(UI_TIMEOUT_MS)
             expect.set_options(timeout=UI_TIMEOUT_MS)
             ui = _Ui(page, dagster_dev.base_url, screenshots, expect)
-            ui.sees_every_group_in_the_asset_graph()
-            ui.sees_the_partitions_and_the_checks_per_partition()
-            run_url = ui.materializes_the_partition_through_the_dialog()
-            ui.waits_for_the_run_to_succeed(run_url)
-            ui.sees_the_check_results_of_the_partition()
-            ui.sees_the_partition_numbers_plotted()
+            try:
+                ui.sees_every_group_in_the_asset_graph()
+                ui.sees_the_partitions_and_the_checks_per_partition()
+                run_url = ui.materializes_the_partition_through_the_dialog()
+                ui.waits_for_the_run_to_succeed(run_url)
+                ui.sees_the_check_results_of_the_partition()
+                ui.sees_the_partition_numbers_plotted()
+            except Exception:
+                ui.shot("failed")  # what the page showed when a step broke
+                raise
         finally:
             browser.close()
     assert lab.prediction_file(date.fromisoformat(DATE), int(HORIZON)).is_file()
