@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _list(store: BundleStore) -> int:
     """One line per bundle; broken ones are reported and skipped. Non-zero when LIVE is broken."""
+    from pipeline_core.bundle import DECISIONS_DIR
+
     live = store.live_version()
     print(f"{'':2}{'version':<14} {'created':<26} {'models':<28} {'h':>3} {'log_loss':>8} {'prior':>7} "
           f"{'accuracy':>8} {'deployable':<10} test window")
@@ -56,8 +58,6 @@ def _list(store: BundleStore) -> int:
         except PipelineError as err:
             problems[version] = str(err)
             print(f"{'*' if version == live else ' '} {version:<14} BROKEN: {err}")
-    from pipeline_core.bundle import DECISIONS_DIR
-
     for version in store.versions():
         decision = store.root / DECISIONS_DIR / f"{version}.json"
         if decision.is_file() and version not in problems:
