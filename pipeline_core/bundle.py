@@ -328,6 +328,37 @@ class BundleStore:
         atomic_write_text(self.root / LIVE_POINTER, name + "\n")
         return self.root / name
 
+    def interrupted_promotion(self) -> str | None:
+        """The candidate of a promotion recorded but never carried out, else None.
+
+        A promotion writes its decision, then LIVE; a kill in between leaves the newest
+        decision promoting a candidate while LIVE still names the bundle it replaced and
+        was not written since (a later rollback writes LIVE, so it is not undone)."""
+        decisions = sorted((self.root / DECISIONS_DIR).glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+        if not decisions:
+            return None
+        try:
+            decision = json.loads(decisions[-1].read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise BundleFormatError(f"{decisions[-1]} is not a readable decision: {err}.") from err
+        live, pointer = self.live_version(), self.root / LIVE_POINTER
+        if not isinstance(decision, dict) or not decision.get("promoted"):
+            return None
+        if decision.get("candidate") == live or decision.get("live_before") != live:
+            return None
+        if pointer.is_file() and pointer.stat().st_mtime_ns >= decisions[-1].stat().st_mtime_ns:
+            return None
+        return str(decision["candidate"])
+
+    def reconcile_live(self) -> str | None:
+        """Finish an interrupted promotion (`interrupted_promotion`): point LIVE at its
+        verified candidate. Returns the version promoted, or None when LIVE was consistent."""
+        candidate = self.interrupted_promotion()
+        if candidate is not None:
+            verify_bundle(self.root / candidate)
+            atomic_write_text(self.root / LIVE_POINTER, candidate + "\n")
+        return candidate
+
     def record_decision(self, name: str, decision: dict[str, Any]) -> Path:
         """Write a promotion decision to `decisions/<name>.json` (atomically)."""
         path = self.root / DECISIONS_DIR / f"{name}.json"

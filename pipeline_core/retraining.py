@@ -97,6 +97,7 @@ def retrain_and_gate(
 ) -> PromotionDecision:
     """Train, save, audit and compare a candidate; promote it only if it passes."""
     horizon = horizon_or_longest(horizon, config.horizons)
+    store.reconcile_live()  # a promotion a killed run recorded but did not carry out
     train_dates, holdout = split_dates(raw_root, end, policy)
     candidate = train_pipeline(read_bars(raw_root, train_dates[0], train_dates[-1]), config, options)
     version = store.next_version()

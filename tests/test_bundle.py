@@ -1,5 +1,6 @@
 import json
 import pickle
+import time
 
 import pytest
 
@@ -10,6 +11,7 @@ from pipeline_core.bundle import (
     rehash_bundle,
     verify_bundle,
 )
+from pipeline_core.cli import main
 from pipeline_core.errors import BundleError, BundleFormatError, BundleIntegrityError
 from pipeline_core.pipeline import InferencePipeline
 
@@ -162,3 +164,35 @@ def test_a_cpu_only_distribution_counts_as_its_library(monkeypatch):
 
     monkeypatch.setattr(bundle.metadata, "version", version)
     assert bundle.library_versions() == {"numpy": "2.0.0", "xgboost": "3.2.0"}
+
+
+def test_a_promotion_killed_between_its_decision_and_live_is_completed_once(skilled_pipeline, tmp_path, capsys):
+    """retrain_and_gate records the decision, then moves LIVE: a kill in between is finished
+    by `reconcile_live` (the next retraining calls it), and a later rollback is never undone."""
+    store = BundleStore(tmp_path)
+    for _ in range(2):
+        skilled_pipeline.save(store.path(store.next_version()))
+    store.promote("v1")
+    assert store.interrupted_promotion() is None and store.reconcile_live() is None
+    time.sleep(0.01)
+    store.record_decision("pipeline_v2", {"candidate": "pipeline_v2", "live_before": "pipeline_v1", "promoted": True})
+    # killed here: LIVE still names v1
+    assert store.interrupted_promotion() == "pipeline_v2"
+    assert main(["bundles", "--root", str(tmp_path), "list"]) == 0
+    assert "promotion of pipeline_v2 was recorded" in capsys.readouterr().err
+    assert store.reconcile_live() == "pipeline_v2"
+    assert store.live_version() == "pipeline_v2" and store.interrupted_promotion() is None
+    time.sleep(0.01)
+    store.promote("v1")  # a deliberate rollback after the decision
+    assert store.interrupted_promotion() is None and store.reconcile_live() is None
+    assert store.live_version() == "pipeline_v1"
+
+
+def test_a_refused_candidate_leaves_live_alone(skilled_pipeline, tmp_path):
+    store = BundleStore(tmp_path)
+    for _ in range(2):
+        skilled_pipeline.save(store.path(store.next_version()))
+    store.promote("v1")
+    time.sleep(0.01)
+    store.record_decision("pipeline_v2", {"candidate": "pipeline_v2", "live_before": "pipeline_v1", "promoted": False})
+    assert store.reconcile_live() is None and store.live_version() == "pipeline_v1"

@@ -62,6 +62,10 @@ def _list(store: BundleStore) -> int:
         decision = store.root / DECISIONS_DIR / f"{version}.json"
         if decision.is_file() and version not in problems:
             print(_decision_line(version, json.loads(decision.read_text())))
+    interrupted = store.interrupted_promotion()
+    if interrupted is not None:
+        print(f"warning: the promotion of {interrupted} was recorded under decisions/ but LIVE still names {live}: "
+              f"the next retraining completes it, or run `bundles promote {interrupted}`", file=sys.stderr)
     if live is None:
         return 0
     if live not in store.versions():
