@@ -7,7 +7,7 @@ many), with the observed value and the threshold in its metadata.
 """
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
 
@@ -16,7 +16,8 @@ import polars as pl
 
 from pipeline_core.batch import partition_bars
 from pipeline_core.validation.lookahead_audit import audit_pipeline_lookahead_by_horizon
-from pipeline_core.validation.parity import check_native_parity
+from pipeline_core.monitoring.partitions import predictions_file
+from pipeline_core.validation.parity import check_native_parity, check_stored_predictions
 
 from inference_assets import markdown
 from inference_assets.dagster_internals import AssetCheckEvaluationTargetMaterializationData
@@ -74,7 +75,8 @@ def no_lookahead(
     asset=scored_predictions,
     blocking=True,
     partitions_def=scoring_partitions,
-    description="Each base model's probabilities through the pipeline equal its native library's.",
+    description="Each base model's probabilities through the pipeline equal its native library's, and the stored "
+    "file holds what the run's pinned bundle gives its sampled bars.",
 )
 def parity(
     context: dg.AssetCheckExecutionContext,
@@ -92,7 +94,13 @@ def parity(
         return pipeline.model_inputs(_sample(bars(day), pipeline.required_lookback, scoring_checks.parity_samples))
 
     def evaluate(partition: ScoringPartition, record) -> Outcome:
-        result = check_native_parity(pipeline, None, partition.horizon, inputs=sample_inputs(partition.day))
+        inputs = sample_inputs(partition.day)
+        path = predictions_file(data_lake.predictions_dir, partition.day, partition.horizon)
+        if not path.is_file():
+            return Outcome(False, f"{partition.key} has no predictions file at {path}.")
+        native = check_native_parity(pipeline, None, partition.horizon, inputs=inputs)
+        stored = check_stored_predictions(pipeline, partition.horizon, inputs, partition.day, pl.read_parquet(path))
+        result = replace(native, checks=(*native.checks, stored))
         diffs = result.max_abs_diff
         passed = bool(diffs) and max(diffs.values()) <= tolerance
         metadata = {

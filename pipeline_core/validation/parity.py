@@ -8,6 +8,9 @@ bit for bit, and the tree and torch predictors are deterministic per row):
   directly on the same scaled rows / sequences: `xgboost.Booster.predict(DMatrix)`,
   `lightgbm.Booster.predict`, `CatBoostClassifier.predict_proba`, and the torch module
   itself (its forward returns softmax probabilities).
+- `check_stored_predictions(pipeline, horizon, inputs, day, stored)`: a predictions file
+  as written holds, for sampled bars, the class, probabilities and bundle version that
+  `pipeline` gives them (what was written, not only what would be).
 - `compare_pipelines(expected, actual, df, horizon)`: two pipelines (e.g. before save
   and after load) give the same scaled features, the same (calibrated) probabilities per
   model and the same final probabilities; `check_roundtrip(pipeline, df, horizon)` saves
@@ -19,11 +22,14 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
+from pipeline_core.constants import PROBABILITY_COLUMNS
 from pipeline_core.errors import ConfigError
 from pipeline_core.pipeline import model_key
 
@@ -147,6 +153,22 @@ def check_native_parity(pipeline, df: Any, horizon: int, *, inputs=None) -> Pari
         X = _model_input(inputs, model)
         checks.append(ModelParity(key, "native", len(X), max_abs_diff(raw[name], native_probabilities(model, X))))
     return ParityResult(passed=all(c.passed for c in checks), checks=tuple(checks), n_rows=inputs.n_scored)
+
+
+def check_stored_predictions(pipeline, horizon: int, inputs, day: date, stored: pl.DataFrame) -> ModelParity:
+    """A predictions file as written against `pipeline`'s own scoring of the sampled `inputs`:
+    each sampled bar of `day` must be in the file, from this bundle version, with the same
+    class; the difference of the final probabilities, inf when a row is missing or differs."""
+    expected = pipeline.score_inputs(inputs, horizon).to_frame().filter(pl.col("timestamp").dt.date() == day)
+    joined = expected.join(stored, on=["symbol", "timestamp"], how="left", suffix="_stored")
+    found = joined.drop_nulls("prediction_stored")
+    same = (
+        found.height == expected.height > 0
+        and (found["prediction"] == found["prediction_stored"]).all()
+        and (found["bundle_version"] == found["bundle_version_stored"]).all()
+    )
+    diff = max(float((found[c] - found[f"{c}_stored"]).abs().max()) for c in PROBABILITY_COLUMNS) if same else np.inf
+    return ModelParity("stored file", "final", expected.height, diff)
 
 
 def compare_pipelines(expected, actual, df: Any, horizon: int) -> ParityResult:

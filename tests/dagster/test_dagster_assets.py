@@ -14,8 +14,10 @@ from pipeline_core.bundle import MANIFEST_FILE, BundleStore
 from pipeline_core.errors import BundleError
 
 from inference_assets.defs import resources as resources_module
-from inference_assets.defs.partitions import ScoringPartition
+from inference_assets.defs.checks import parity
+from inference_assets.defs.partitions import ScoringPartition, range_tags
 from inference_assets.defs.resources import BUNDLE_VERSION_TAG, DataLakeResource, ScoringChecksResource
+from inference_assets.defs.scoring_assets import scored_predictions
 
 from dagster_lab import BARS_PER_PARTITION, SCORED_DAYS, SCORED_HORIZONS, check_evaluations
 
@@ -175,3 +177,30 @@ def test_the_predictions_dataset_reads_with_hive_partitioning_in_pyarrow_and_pol
     scanned = pl.scan_parquet(f"{root}/**/*.parquet", hive_partitioning=True).collect()
     assert table.num_rows == scanned.height >= BARS_PER_PARTITION * len(SCORED_DAYS) * len(SCORED_HORIZONS)
     assert set(scanned["horizon"].unique()) >= set(SCORED_HORIZONS)
+
+
+@pytest.mark.parametrize("tamper", ["probability", "bundle_version"])
+def test_parity_judges_the_stored_file_against_the_pinned_bundle(lab, scored_range, tamper):
+    """A file altered after it was written, or written by another bundle, fails `parity`."""
+    partition = ScoringPartition(SCORED_DAYS[0], SCORED_HORIZONS[0])
+    target = lab.prediction_file(partition.day, partition.horizon)
+    original = target.read_bytes()
+    frame = pl.read_parquet(target)
+    last = pl.int_range(pl.len()).over("symbol") == pl.len().over("symbol") - 1  # sampled: each symbol's last bars
+    if tamper == "probability":
+        frame = frame.with_columns(pl.when(last).then(pl.col("prob_up") + 1e-3).otherwise(pl.col("prob_up")).alias("prob_up"))
+    else:
+        frame = frame.with_columns(pl.lit("pipeline_v9").alias("bundle_version"))
+    try:
+        frame.write_parquet(target)
+        job = dg.define_asset_job("parity_only", selection=dg.AssetSelection.checks(parity))  # the asset would rewrite
+        defs = dg.Definitions(assets=[scored_predictions], asset_checks=[parity], jobs=[job], resources=lab.resources)
+        result = defs.resolve_job_def("parity_only").execute_in_process(
+            tags=range_tags(partition, partition), instance=lab.instance, raise_on_error=False
+        )
+        (evaluation,) = check_evaluations(result)
+        assert not evaluation.passed and evaluation.partition == str(partition.key)
+        assert "stored file final" in evaluation.description
+        assert evaluation.metadata["max_abs_diff stored file final"].value > 1e-6
+    finally:
+        target.write_bytes(original)
