@@ -31,6 +31,7 @@ from pipeline_core.constants import CLASS_NAMES, CLASSES
 from pipeline_core.pipeline import InferencePipeline
 
 Progress = Callable[[int], None]  # called with the number of input rows just consumed
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass
@@ -273,11 +274,18 @@ def _read_chunks(path: Path, rows: int, progress: Progress | None) -> Iterator[p
             f"Input file {path.name} has an unknown type: expected .parquet, .csv, .csv.gz or a folder of "
             "date=YYYY-MM-DD partitions."
         )
+    if name.endswith(".csv") and _starts_with(path, GZIP_MAGIC):
+        raise DataValidationError(f"Input file {path} is gzip-compressed: name it {path.name}.gz.")
     try:
         yield from _record_batches(path, rows, progress)
     except pa.ArrowInvalid as err:
         reason = str(err).strip().splitlines()[0][:200]
         raise DataValidationError(f"Input file {path} cannot be read ({reason}): is it a valid {path.suffix} file?") from err
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(magic)) == magic
 
 
 def _record_batches(path: Path, rows: int, progress: Progress | None) -> Iterator[pl.DataFrame]:

@@ -50,7 +50,7 @@ CASES = {  # input -> the start of the message every command gives
     "empty csv": r"(OHLCV|Input) file .* (is empty|cannot be read)",
     "text after row 100": r"Column 'close' has (type String|NaN, missing or infinite values: 1 rows.*row 150)",
     "naive and offset times": r"Column 'timestamp' is not in one parseable format: rows \[101",
-    "gzip named csv": r"cannot be read",
+    "gzip named csv": r"is gzip-compressed: name it bars.csv.gz",
     "truncated parquet": r"file .*bars.parquet cannot be read",
 }
 
