@@ -16,7 +16,7 @@ It continues `make demo` (and runs it first when there is no live bundle yet):
 6. Prints the decision and `inference-pipeline bundles list`.
 
 The sensors are ticked in this process (`demo.ticks`), where the daemon of
-`make ui` / `dagster dev` would tick them on its own; their cursors are kept in
+`make ui` / `dg dev` would tick them on its own; their cursors are kept in
 $DAGSTER_HOME/drift_demo_cursors.json, so a second run judges only its own new dates.
 The retraining uses `make demo`'s fast training profile and a window of DEMO_WINDOW_DAYS
 dates instead of the default 20, so that most of the candidate's training data is in the

@@ -3,7 +3,7 @@
 The CLI walkthrough runs in order in an empty folder, followed by the rollback block's
 `bundles` commands. Sizes shrink through the commands' own documented flags (fewer symbols
 and bars per day, the fast profile, fewer folds), nothing else: every command must exit 0.
-About 80 s on two cores. The `dagster asset materialize` block runs in
+About 80 s on two cores. The `dg launch` block runs in
 tests/dagster/test_dagster_cli_backfill.py; every `make` target named exists (`make -n`).
 """
 
@@ -35,7 +35,7 @@ NOT_RUN = {
     "DAGSTER_HOME=$PWD/.dagster_home .venv/bin/dagster job backfill": "queues runs for a running daemon (`make ui`)",
     "export DAGSTER_HOME=/srv/dagster": "a production host (PostgreSQL, /srv); tests/production runs that stack",
 }
-CHECKED_ELSEWHERE = ("DAGSTER_HOME=$PWD/.dagster_home .venv/bin/dagster asset materialize",)  # test_dagster_cli_backfill
+CHECKED_ELSEWHERE = ("DAGSTER_HOME=$PWD/.dagster_home .venv/bin/dg launch",)  # test_dagster_cli_backfill
 
 
 def cli_walkthrough() -> list[str]:

@@ -9,7 +9,7 @@ daemon died before storing the cursor) launch nothing twice. A tick only queries
 event log (and reads the LIVE pointer): the runs it requests do the work.
 
 All are on by default: they tick whenever a daemon runs for the instance (`make ui` /
-`dagster dev`, or `dagster-daemon run`), and can be stopped under *Automation* in the UI.
+`dg dev`, or `dagster-daemon run`), and can be stopped under *Automation* in the UI.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The UI of `make ui`, tested in a real browser against a live `dagster dev`.
+"""The UI of `make ui`, tested in a real browser against a live `dg dev`.
 
-The module starts `scripts/serve_ui.py` (what `make ui` runs: `dagster dev` with its daemon)
+The module starts `scripts/serve_ui.py` (what `make ui` runs: `dg dev` with its daemon)
 on a free localhost port, against a temporary DAGSTER_HOME holding the demo instance's
 `demo/dagster.yaml`, and stops it at the end. Runs go through the instance's run queue and
 the daemon, in subprocesses that find the lab's data and bundles through the INFERENCE_*
@@ -90,7 +90,7 @@ class DagsterDev:
         """The code location's name, once the server answers and the location has loaded."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"dagster dev exited:\n{self.log.read_text()[-3000:]}"
+            assert self.process.poll() is None, f"dg dev exited:\n{self.log.read_text()[-3000:]}"
             try:
                 entries = self.query(WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
             except requests.RequestException:
@@ -100,7 +100,7 @@ class DagsterDev:
                 assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
                 return entry["name"]
             time.sleep(1)
-        raise TimeoutError(f"dagster dev not ready in {START_TIMEOUT_S}s:\n{self.log.read_text()[-3000:]}")
+        raise TimeoutError(f"dg dev not ready in {START_TIMEOUT_S}s:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
         """SIGTERM to the supervisor, which stops its group; SIGKILL to the group if it hangs."""
@@ -118,7 +118,7 @@ class DagsterDev:
 
 @pytest.fixture(scope="module")
 def dagster_dev(lab: Lab, tmp_path_factory):
-    """`make ui`'s `dagster dev` on the lab's data, with the demo instance's settings."""
+    """`make ui`'s `dg dev` on the lab's data, with the demo instance's settings."""
     tmp = tmp_path_factory.mktemp("dagster_dev")
     home = tmp / "dagster_home"
     home.mkdir()

@@ -1,4 +1,5 @@
-"""`make ui`'s supervisor: dagster dev starts, and SIGTERM stops all of it, promptly."""
+"""`make ui`'s supervisor: `dg dev` starts, with no warning that it is superseded, and SIGTERM
+stops all of it, promptly."""
 
 from __future__ import annotations
 
@@ -41,6 +42,14 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process: not ended, and not a zombie waiting for init to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -49,7 +58,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def test_sigterm_stops_dagster_dev_and_everything_it_started(tmp_path):
+def test_sigterm_stops_dg_dev_and_everything_it_started(tmp_path):
     port = _free_port()
     supervisor = subprocess.Popen(
         [sys.executable, "scripts/serve_ui.py", "-p", str(port)], cwd=PROJECT,
@@ -67,15 +76,18 @@ def test_sigterm_stops_dagster_dev_and_everything_it_started(tmp_path):
         else:
             pytest.fail(f"the UI did not answer in {START_TIMEOUT_S}s:\n{(tmp_path / 'ui.log').read_text()[-2000:]}")
         started = _descendants(supervisor.pid)
-        assert len(started) >= 3  # dagster dev, its webserver, daemon and code server
+        assert len(started) >= 3  # dg dev, its webserver, daemon and code server
         stopped_at = time.monotonic()
         supervisor.send_signal(signal.SIGTERM)
         supervisor.wait(timeout=40)
         assert time.monotonic() - stopped_at < 30
         time.sleep(1)
-        assert [pid for pid in started if Path(f"/proc/{pid}").exists()] == []  # nothing left running
+        assert [pid for pid in started if _running(pid)] == []  # nothing left running
         with pytest.raises(requests.RequestException):
             requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2)
+        log = (tmp_path / "ui.log").read_text()
+        assert "SupersessionWarning" not in log
+        assert "Daemon threads shut down" in log  # interrupted, not killed mid-tick
     finally:
         if _group_alive(supervisor.pid):
             os.killpg(supervisor.pid, signal.SIGKILL)

@@ -123,6 +123,7 @@ def test_helm_queue_and_monitoring_follow_dagster_yaml():
     assert daemon["runMonitoring"]["freeSlotsAfterRunEndSeconds"] == instance["run_monitoring"]["free_slots_after_run_end_seconds"]
     assert daemon["runRetries"]["enabled"] == instance["run_retries"]["enabled"]
     assert _yaml("helm/values.yaml")["telemetry"]["enabled"] is False is instance["telemetry"]["enabled"]
+    assert _yaml("helm/values.yaml")["pythonLogs"]["pythonLogLevel"] == instance["python_logs"]["python_log_level"] == "INFO"
 
 
 def test_dagster_yaml_loads_as_an_instance_on_postgresql(pg_database, tmp_path, monkeypatch):

@@ -189,8 +189,13 @@ def step_backfill_survives_a_killed_daemon_with_every_partition_exactly_once(sta
     _wait_for_backfill(stack, backfill_id)
 
     runs = _backfill_runs(stack, backfill_id)
-    assert {run["status"] for run in runs} == {"SUCCESS"}, stack.logs()
-    ranges = Counter((_tag(r, "dagster/asset_partition_range_start"), _tag(r, "dagster/asset_partition_range_end")) for r in runs)
+    # A run the killed daemon left STARTING is failed by run monitoring and retried once
+    # (deployment/dagster.yaml, run_retries): the retry is each range's last attempt.
+    retried = {_tag(run, "dagster/parent_run_id") for run in runs} - {None}
+    last_attempts = [run for run in runs if run["runId"] not in retried]
+    assert {run["status"] for run in last_attempts} == {"SUCCESS"}, stack.logs()
+    assert {run["runId"] for run in runs if run["status"] != "SUCCESS"} <= retried, stack.logs()
+    ranges = Counter((_tag(r, "dagster/asset_partition_range_start"), _tag(r, "dagster/asset_partition_range_end")) for r in last_attempts)
     assert set(ranges.values()) == {1}, f"a range was launched twice: {ranges}"
     materialized, checks = _events(stack, runs)
     assert sorted(materialized) == PARTITIONS  # no duplicate, no missing partition
