@@ -39,18 +39,25 @@ ohlcv_bars = dg.AssetSpec(
     group_name="scoring",
     kinds={"polars", "parquet"},
 )
-def scored_predictions(
-    context: dg.AssetExecutionContext, data_lake: DataLakeResource, bundles: BundleStoreResource
-) -> dg.MaterializeResult:
+def scored_predictions(context: dg.AssetExecutionContext, data_lake: DataLakeResource, bundles: BundleStoreResource):
     """Class -1/0/1, the three class probabilities and a confidence per bar and symbol."""
     by_date = partitions_by_date(context.partition_keys)
     require_dates(data_lake.ohlcv_dir, list(by_date))  # before anything is written
     pipeline = bundles.pipeline_for_run(context)
-    for day, partitions in by_date.items():
-        horizons = [p.horizon for p in partitions]
-        for horizon, scored in score_date(pipeline, data_lake.ohlcv_dir, data_lake.predictions_dir, day, horizons):
-            partition = ScoringPartition(day, horizon)
-            context.log.info(f"{partition.key}: {scored.rows} rows at {scored.rows_per_s:,.0f} rows/s -> {scored.path}")
-            metadata = {**scored.figures(), "path": dg.MetadataValue.path(str(scored.path))}
-            context.add_asset_metadata(metadata, partition_key=partition.key)
-    return dg.MaterializeResult()
+    written: dict[str, dict] = {}
+    try:
+        for day, partitions in by_date.items():
+            horizons = [p.horizon for p in partitions]
+            for horizon, scored in score_date(pipeline, data_lake.ohlcv_dir, data_lake.predictions_dir, day, horizons):
+                partition = ScoringPartition(day, horizon)
+                done = f"partition {len(written) + 1} of {len(context.partition_keys)}"
+                context.log.info(f"{partition.key} ({done}): {scored.rows} rows at {scored.rows_per_s:,.0f} rows/s -> {scored.path}")
+                written[partition.key] = {**scored.figures(), "path": dg.MetadataValue.path(str(scored.path))}
+                context.add_asset_metadata(written[partition.key], partition_key=partition.key)
+    except BaseException:
+        # A run that fails part-way records what it did write, so the event log matches the
+        # files; the partitions not written are reported as failed to materialize.
+        for key, metadata in written.items():
+            yield dg.AssetMaterialization(context.asset_key, partition=key, metadata=metadata)
+        raise
+    yield dg.MaterializeResult()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from datetime import date
@@ -204,3 +205,30 @@ def test_parity_judges_the_stored_file_against_the_pinned_bundle(lab, scored_ran
         assert evaluation.metadata["max_abs_diff stored file final"].value > 1e-6
     finally:
         target.write_bytes(original)
+
+
+def test_a_run_failing_part_way_records_the_partitions_it_wrote_and_only_those(lab, tmp_path):
+    """The second date's bars hold a NaN close, found when that date is read: the first date's
+    files are on disk and materialized, the second's neither."""
+    first, second = SCORED_DAYS
+    shutil.copytree(lab.data_lake.ohlcv_dir, tmp_path / "data" / "ohlcv")
+    broken = tmp_path / "data" / "ohlcv" / f"date={second}" / "part-0.parquet"
+    bars = pl.read_parquet(broken)
+    bars.with_columns(close=pl.when(pl.int_range(pl.len()) == 7).then(float("nan")).otherwise("close")).write_parquet(broken)
+    data_lake = DataLakeResource(root=str(tmp_path / "data"))
+    lab = dataclasses.replace(lab, instance=dg.DagsterInstance.ephemeral())  # the shared instance keeps its statuses
+    result = lab.materialize(
+        dg.AssetSelection.assets("scored_predictions").without_checks(), resources={"data_lake": data_lake},
+        tags=range_tags(ScoringPartition(first, 5), ScoringPartition(second, 10)),
+    )
+    assert not result.success
+    assert "NaN" in result.get_step_failure_events()[0].step_failure_data.error.cause.message
+    written = sorted(str(path.relative_to(data_lake.predictions_dir)) for path in data_lake.predictions_dir.rglob("*.parquet"))
+    assert written == [f"horizon={h}/date={first}/part-0.parquet" for h in (10, 5)]
+    materialized = [e.partition for e in result.get_asset_materialization_events()]
+    assert sorted(materialized) == [f"{first}|10", f"{first}|5"]
+    status = lab.instance.get_status_by_partition(  # what the UI shows
+        dg.AssetKey("scored_predictions"), [f"{d}|{h}" for d in SCORED_DAYS for h in (5, 10)], scored_predictions.partitions_def,
+    )
+    MATERIALIZED, FAILED = dg.AssetPartitionStatus.MATERIALIZED, dg.AssetPartitionStatus.FAILED
+    assert status == {f"{first}|5": MATERIALIZED, f"{first}|10": MATERIALIZED, f"{second}|5": FAILED, f"{second}|10": FAILED}
