@@ -15,6 +15,7 @@ import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline_core.features import FeatureSet, check_row_count, feature_query
+from pipeline_core.features_numpy import SMALL_INPUT_ROWS, has_numpy_kernel, ohlcv_v1_matrix
 from pipeline_core.scaling import scale
 
 
@@ -98,31 +99,33 @@ class ModelInputs:
 def featurize(bars: pl.DataFrame, feature_set: FeatureSet, sequence_length: int, uses_sequences: bool) -> FeatureRows:
     """Features of validated `bars` (`validate_ohlcv`'s output) and which rows can be scored.
 
-    One lazy query, collected once; the rows are then picked with numpy (a small input
-    pays polars' fixed cost per query, so the fewer the better)."""
+    The default set on fewer than SMALL_INPUT_ROWS bars is computed by the numpy kernel
+    (`features_numpy`): polars' fixed cost per query would dominate. Otherwise one lazy
+    query, collected once. The rows are then picked with numpy."""
     extra = sequence_length - 1 if uses_sequences else 0
-    featured = (
-        feature_query(bars, feature_set)
-        .with_columns(position=pl.int_range(pl.len(), dtype=pl.Int64).over("symbol"))
-        .collect()
-    )
-    check_row_count(feature_set, featured.height, bars.height)
-    position = featured["position"].to_numpy()
+    symbols = bars["symbol"].to_numpy()
+    all_blocks = _symbol_blocks(symbols)
+    position = np.concatenate([np.arange(end - start) for start, end in all_blocks] or [np.empty(0, np.int64)])
+    if has_numpy_kernel(feature_set) and bars.height < SMALL_INPUT_ROWS:
+        matrix = ohlcv_v1_matrix(bars, all_blocks)
+    else:
+        featured = feature_query(bars, feature_set).select(feature_set.columns).collect()
+        check_row_count(feature_set, featured.height, bars.height)
+        matrix = featured.to_numpy()
     has_features = np.flatnonzero(position >= feature_set.lookback)
-    symbols = featured["symbol"].to_numpy()
     blocks = _symbol_blocks(symbols[has_features])
     scored = np.concatenate([np.arange(start + extra, end) for start, end in blocks] or [np.empty(0, np.int64)])
     rows = has_features[scored].astype(np.int64)
-    timestamps = featured["timestamp"].dt.replace_time_zone(None).to_numpy()
+    timestamps = bars["timestamp"].dt.replace_time_zone(None).to_numpy()
     return FeatureRows(
-        raw=featured.select(feature_set.columns).to_numpy()[has_features].astype(np.float32),
+        raw=matrix[has_features].astype(np.float32),
         blocks=blocks,
         scored=scored,
         rows=rows,
         sequence_length=sequence_length,
         timestamps=timestamps[rows],
         symbols=symbols[rows],
-        unscored=featured.select("timestamp", "symbol")[np.flatnonzero(position < feature_set.lookback + extra)],
+        unscored=bars.select("timestamp", "symbol")[np.flatnonzero(position < feature_set.lookback + extra)],
     )
 
 

@@ -1,5 +1,6 @@
-"""The small-input path (predict on a few new bars with their history, predict_single)
-agrees with the batch path, and both pass the lookahead and warm-up audits."""
+"""The small-input path (predict on a few new bars with their history, predict_single: the
+numpy feature kernel) agrees with the batch path (the polars feature query), and both pass
+the lookahead and warm-up audits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import polars as pl
 import pytest
 from real_data import real_bars
 
+from pipeline_core import inputs
 from pipeline_core.batch import BatchInference
 from pipeline_core.constants import CLASSES
 from pipeline_core.data import validate_ohlcv
@@ -26,15 +28,21 @@ def bars(request, tiny_market) -> pl.DataFrame:
     return frame.filter(pl.col("symbol") == frame["symbol"][0]).tail(400)
 
 
-def _batch_frame(pipeline, bars, tmp_path) -> pl.DataFrame:
+def _batch_frame(pipeline, bars, tmp_path, monkeypatch) -> pl.DataFrame:
+    """The batch path's predictions, its features from the polars query whatever the chunk size."""
     source = tmp_path / "bars.parquet"
     bars.write_parquet(source)
-    result = BatchInference(pipeline, chunk_rows=150).process_file(source, HORIZON, tmp_path / "out.parquet")
+    with monkeypatch.context() as patched:
+        patched.setattr(inputs, "SMALL_INPUT_ROWS", 0)
+        result = BatchInference(pipeline, chunk_rows=150).process_file(source, HORIZON, tmp_path / "out.parquet")
     return pl.read_parquet(result.output_paths[0])
 
 
-def test_small_input_predict_and_predict_single_equal_the_batch_path(tiny_pipeline, bars, tmp_path):
-    batch = _batch_frame(tiny_pipeline, bars, tmp_path)
+def test_small_input_predict_and_predict_single_equal_the_batch_path(tiny_pipeline, bars, tmp_path, monkeypatch):
+    batch = _batch_frame(tiny_pipeline, bars, tmp_path, monkeypatch)
+    kernel_calls = []
+    kernel = inputs.ohlcv_v1_matrix
+    monkeypatch.setattr(inputs, "ohlcv_v1_matrix", lambda *args: kernel_calls.append(1) or kernel(*args))
     probabilities = batch.select("prob_down", "prob_flat", "prob_up").to_numpy()
     lookback = tiny_pipeline.required_lookback
     small = tiny_pipeline.predict(bars.tail(lookback + NEW_BARS), horizon=HORIZON)
@@ -43,6 +51,7 @@ def test_small_input_predict_and_predict_single_equal_the_batch_path(tiny_pipeli
     for idx in (lookback, bars.height // 2, bars.height - 1):
         single = tiny_pipeline.predict_single(bars, idx, horizon=HORIZON)
         np.testing.assert_allclose(single, probabilities[idx - lookback], atol=DEFAULT_TOLERANCE)
+    assert len(kernel_calls) == 4  # predict and the three predict_single calls used the numpy kernel
 
 
 def test_small_input_path_passes_the_warmup_audit(tiny_pipeline, bars):
