@@ -52,12 +52,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield temporary
         os.replace(temporary, final)
-    except BaseException:
+    except BaseException as err:
         temporary.unlink(missing_ok=True)
         _remove_empty(created)  # a failed write leaves no folder behind either
+        named = _os_error_naming(final, temporary, err)
+        if named is not None:
+            raise named from err
         raise
     finally:
         temporary.unlink(missing_ok=True)
+
+
+_OS_ERROR_CODE = re.compile(r"\[errno (\d+)\]|\(os error (\d+)\)")
+
+
+def _os_error_naming(final: Path, temporary: Path, err: BaseException) -> OSError | None:
+    """`err` as an OSError naming `final`, when it reports an OS error (a full disk, a
+    read-only folder) about no file or about the hidden temporary (or a file in it). A short
+    write names no file; native writers put only "[errno 28]" (pyarrow) or "(os error 28)"
+    (polars) in their message."""
+    if isinstance(err, OSError) and err.filename is not None and not str(err.filename).startswith(str(temporary)):
+        return None
+    found = _OS_ERROR_CODE.search(str(err))  # case-sensitive: Python's own wording is "[Errno 28]"
+    if found is not None:
+        code = int(found.group(1) or found.group(2))
+        return OSError(code, os.strerror(code), str(final))
+    if isinstance(err, OSError) and err.errno is not None:
+        return OSError(err.errno, err.strerror or os.strerror(err.errno), str(final))
+    return None
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -79,6 +101,11 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     try:
         yield staging
         _swap_into_place(staging, final)
+    except BaseException as err:
+        named = _os_error_naming(final, staging, err)
+        if named is not None:
+            raise named from err
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -79,3 +79,28 @@ def tiny_pipeline(tiny_bundle):
     from pipeline_core.pipeline import InferencePipeline
 
     return InferencePipeline.load(tiny_bundle)
+
+
+@pytest.fixture(scope="session")
+def deployment_before_fault(tmp_path_factory, tiny_market) -> Path:
+    """A deployment for the fault tests (`fault_worker.py`), not to be changed (copy it):
+    `bundles/` with pipeline_v1 (LIVE) and pipeline_v2 (the same xgboost models), eight raw
+    dates under `ohlcv/`, and the last date's predictions as pipeline_v2 scored them."""
+    from pipeline_core.batch import score_date
+    from pipeline_core.bundle import LIVE_POINTER, BundleStore
+    from pipeline_core.data import write_daily_partitions
+    from pipeline_core.pipeline import InferenceConfig, InferencePipeline
+    from pipeline_core.training import TrainOptions, train_pipeline
+
+    root = tmp_path_factory.mktemp("deployment_before_fault")
+    config = InferenceConfig(model_names=["xgboost"], horizons=[10, 20])
+    options = TrainOptions(model_params={"xgboost": {"n_estimators": 20, "max_depth": 3, "n_jobs": 1}})
+    store = BundleStore(root / "bundles")
+    pipeline = train_pipeline(tiny_market, config, options)
+    pipeline.save(store.path("pipeline_v1"))
+    pipeline.save(store.path("pipeline_v2"))
+    (store.root / LIVE_POINTER).write_text("pipeline_v1\n")
+    write_daily_partitions(generate_market(MarketSpec(start=date(2024, 5, 1), days=8, symbols=3, bars_per_day=390, seed=5)), root / "ohlcv")
+    v2 = InferencePipeline.load(store.path("pipeline_v2"))
+    list(score_date(v2, root / "ohlcv", root / "predictions", date(2024, 5, 8), [10, 20]))
+    return root

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -68,7 +69,11 @@ class CatBoostModel(BaseDirectionModel):
         return self.model_.predict_proba(X, thread_count=scoring_threads(len(X), self.params["n_jobs"]))
 
     def _save_native(self, folder: Path) -> None:
-        self.model_.save_model(str(folder / MODEL_FILE), format="cbm")
+        path = folder / MODEL_FILE
+        try:
+            self.model_.save_model(str(path), format="cbm")
+        except cb.CatBoostError as err:  # a short write (full disk) is CatBoost's own error, naming no file
+            raise OSError(errno.EIO, f"CatBoost could not write the model ({str(err).splitlines()[0]})", str(path)) from err
 
     def _load_native(self, folder: Path) -> cb.CatBoostClassifier:
         model = cb.CatBoostClassifier(thread_count=self.params["n_jobs"])

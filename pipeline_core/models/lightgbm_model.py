@@ -66,7 +66,7 @@ class LightGBMModel(BaseDirectionModel):
         return self.model_.predict(X, num_threads=scoring_threads(len(X), self.params["n_jobs"]))
 
     def _save_native(self, folder: Path) -> None:
-        self.model_.save_model(folder / MODEL_FILE)
+        (folder / MODEL_FILE).write_bytes(self.model_.model_to_string().encode())  # = save_model; a short write is an OSError
 
     def _load_native(self, folder: Path) -> lgb.Booster:
         return lgb.Booster(model_file=folder / MODEL_FILE)

@@ -73,7 +73,7 @@ class XGBoostModel(BaseDirectionModel):
         return self.model_.inplace_predict(X).astype(np.float64)
 
     def _save_native(self, folder: Path) -> None:
-        self.model_.save_model(folder / MODEL_FILE)
+        (folder / MODEL_FILE).write_bytes(self.model_.save_raw(raw_format="ubj"))  # = save_model; a short write is an OSError
 
     def _load_native(self, folder: Path) -> xgb.Booster:
         return self._booster_from(folder / MODEL_FILE)
