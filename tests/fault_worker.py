@@ -4,12 +4,12 @@
 
 ROOT holds `ohlcv/` (raw dates), `bundles/` (a store with LIVE) and `predictions/`. The
 operation (`score`, `save`, `promote`, `retrain`) counts every filesystem change it makes
-under ROOT (through a Python audit hook: files opened for writing, renames and replaces,
-removals, folders created or removed, the atomic folder exchange) and, when KILL_AT is k > 0, sends
-itself SIGKILL just before the k-th: no `finally`, no cleanup runs, as with `kill -9`.
-Otherwise it finishes and prints the changes it made, one event name per line, and on
-stderr `armed` when the operation starts and `done in S s` when it ends (a parent may
-also kill it S * f seconds after `armed`: in the middle of a write no audit event sees).
+under ROOT (a Python audit hook sees files opened for writing, renames and replaces,
+removals, folders created or removed; the atomic folder exchange is counted by hand) and,
+when KILL_AT is k > 0, sends itself SIGKILL just before the k-th: no `finally`, no cleanup
+runs, as with `kill -9`. Otherwise it finishes and prints the changes it made, one event
+name per line. On stderr it says `armed` when the operation starts and `done in S s` when
+it ends, so a parent may also kill it part-way, inside a native write no event sees.
 """
 
 from __future__ import annotations
