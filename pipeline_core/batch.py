@@ -20,18 +20,16 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline_core.atomic import atomic_path
 from pipeline_core.data import list_partition_dates, read_bars, validate_ohlcv, write_partition
+from pipeline_core.data.files import file_batches
 from pipeline_core.errors import DataValidationError, InsufficientHistoryError
 from pipeline_core.constants import CLASS_NAMES, CLASSES
 from pipeline_core.pipeline import InferencePipeline
 
 Progress = Callable[[int], None]  # called with the number of input rows just consumed
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass
@@ -262,46 +260,14 @@ def _horizon_list(horizon, trained: list[int]) -> list[int]:
 
 
 def _read_chunks(path: Path, rows: int, progress: Progress | None) -> Iterator[pl.DataFrame]:
-    """Record batches of a parquet or CSV file (.csv.gz too), or one date of a partitioned folder at a time."""
+    """Batches of a parquet or CSV file (.csv.gz too), or one date of a partitioned folder at a time."""
     if path.is_dir():
         yield from _read_partitions(path, progress)
         return
-    if not path.exists():
-        raise DataValidationError(f"Input {path} does not exist.")
-    name = path.name.lower()
-    if not name.endswith((".parquet", ".csv", ".csv.gz")):
-        raise DataValidationError(
-            f"Input file {path.name} has an unknown type: expected .parquet, .csv, .csv.gz or a folder of "
-            "date=YYYY-MM-DD partitions."
-        )
-    if name.endswith(".csv") and _starts_with(path, GZIP_MAGIC):
-        raise DataValidationError(f"Input file {path} is gzip-compressed: name it {path.name}.gz.")
-    try:
-        yield from _record_batches(path, rows, progress)
-    except pa.ArrowInvalid as err:
-        reason = str(err).strip().splitlines()[0][:200]
-        raise DataValidationError(f"Input file {path} cannot be read ({reason}): is it a valid {path.suffix} file?") from err
-
-
-def _starts_with(path: Path, magic: bytes) -> bool:
-    with path.open("rb") as file:
-        return file.read(len(magic)) == magic
-
-
-def _record_batches(path: Path, rows: int, progress: Progress | None) -> Iterator[pl.DataFrame]:
-    if path.name.lower().endswith(".parquet"):
-        batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
-    else:
-        batches = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=64 << 20))
-    empty = True
-    for batch in batches:
-        if batch.num_rows:
-            empty = False
-            if progress:
-                progress(batch.num_rows)
-            yield pl.from_arrow(pa.Table.from_batches([batch]))
-    if empty:
-        raise DataValidationError(f"Input file {path} has no rows.")
+    for batch in file_batches(path, rows):
+        if progress:
+            progress(batch.height)
+        yield batch
 
 
 def _read_partitions(root: Path, progress: Progress | None) -> Iterator[pl.DataFrame]:

@@ -102,7 +102,7 @@ def test_validate_ohlcv_rejects_missing_path_and_unknown_suffix(tmp_path):
     with pytest.raises(DataValidationError, match="does not exist"):
         validate_ohlcv(tmp_path / "nope.parquet")
     (tmp_path / "bars.xlsx").write_text("x")
-    with pytest.raises(DataValidationError, match=r"bars.xlsx has an unknown type: expected .parquet, .csv or .csv.gz"):
+    with pytest.raises(DataValidationError, match=r"bars.xlsx has an unknown type: expected .parquet, .csv, .csv.gz"):
         validate_ohlcv(tmp_path / "bars.xlsx")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataValidationError, match="holds no partitions"):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from pipeline_core.data.files import file_batches
 from pipeline_core.errors import DataValidationError
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -17,6 +18,7 @@ OHLCV_COLUMNS = ("timestamp", "symbol", *REQUIRED_COLUMNS)
 DEFAULT_SYMBOL = "default"
 TIMESTAMP_DTYPE = pl.Datetime("us", "UTC")
 MAX_ROWS_SHOWN = 5
+FILE_BATCH_ROWS = 1_000_000
 
 OhlcvSource = Union[pl.DataFrame, pd.DataFrame, str, Path]
 
@@ -118,39 +120,16 @@ def _from_pandas(frame: pd.DataFrame) -> pl.DataFrame:
 
 
 def _read_path(path: Path) -> pl.DataFrame:
-    if not path.exists():
-        raise DataValidationError(f"OHLCV path {path} does not exist.")
-    files = sorted(path.glob("date=*/*.parquet")) if path.is_dir() else [path]
+    if not path.is_dir():
+        return pl.concat(list(file_batches(path, rows=FILE_BATCH_ROWS)))
+    files = sorted(path.glob("date=*/*.parquet"))
     if not files:
         raise DataValidationError(f"Folder {path} holds no partitions: expected date=YYYY-MM-DD/*.parquet.")
-    name = path.name.lower()
     try:
-        if path.is_dir():
-            return pl.read_parquet(files, hive_partitioning=False)
-        if name.endswith(".parquet"):
-            return pl.read_parquet(path)
-        if name.endswith((".csv", ".txt", ".csv.gz")):
-            return _read_csv(path)
-    except pl.exceptions.NoDataError as err:
-        raise DataValidationError(f"OHLCV file {path} is empty: expected a header and rows.") from err
-    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as err:
-        # A corrupted file can make polars' reader panic (a BaseException), not only raise.
+        return pl.read_parquet(files, hive_partitioning=False)
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as err:
         reason = str(err).strip().splitlines()[0]
-        raise DataValidationError(f"OHLCV file {path} cannot be read ({reason}): is it a valid {path.suffix} file?") from err
-    raise DataValidationError(
-        f"OHLCV file {path.name} has an unknown type: expected .parquet, .csv or .csv.gz."
-    )
-
-
-def _read_csv(path: Path) -> pl.DataFrame:
-    try:
-        frame = pl.read_csv(path, try_parse_dates=True)
-    except pl.exceptions.ComputeError:
-        # A value after the first rows broke type inference (text among numbers, another date
-        # format): infer from every row, so the offending column keeps text and the contract
-        # below names it.
-        return pl.read_csv(path, try_parse_dates=True, infer_schema_length=None)
-    return frame
+        raise DataValidationError(f"Partitions under {path} cannot be read ({reason}).") from err
 
 
 def _lower(columns) -> list[str]:
