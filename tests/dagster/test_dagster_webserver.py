@@ -70,7 +70,7 @@ class DagsterDev:
     """`python scripts/serve_ui.py -p PORT` in its own process group, and its GraphQL endpoint."""
 
     def __init__(self, home: Path, env: dict[str, str], log: Path) -> None:
-        self.port = _free_port()
+        self.port, self.env = _free_port(), env
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.process = subprocess.Popen(
@@ -118,15 +118,17 @@ class DagsterDev:
 
 @pytest.fixture(scope="module")
 def dagster_dev(lab: Lab, tmp_path_factory):
-    """`make ui`'s `dg dev` on the lab's data, with the demo instance's settings."""
+    """`make ui`'s `dg dev` on a copy of the lab's data (what it scores stays out of the
+    session's lab), with the demo instance's settings."""
     tmp = tmp_path_factory.mktemp("dagster_dev")
     home = tmp / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT / "demo" / "dagster.yaml", home / "dagster.yaml")
+    data = shutil.copytree(lab.resources["data_lake"].root, tmp / "data")
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
-        "INFERENCE_DATA_ROOT": lab.resources["data_lake"].root,
+        "INFERENCE_DATA_ROOT": str(data),
         "INFERENCE_DEPLOYMENT_ROOT": str(lab.deployment_root),
         "INFERENCE_THROUGHPUT_FLOOR": "1",
         # As `make ui` sets them from the data: the partitions are the data's dates.
@@ -194,7 +196,8 @@ def test_a_newcomer_materializes_a_partition_in_the_browser(dagster_dev: Dagster
                 raise
         finally:
             browser.close()
-    assert lab.prediction_file(date.fromisoformat(DATE), int(HORIZON)).is_file()
+    written = lab.prediction_file(date.fromisoformat(DATE), int(HORIZON)).relative_to(lab.resources["data_lake"].root)
+    assert (Path(dagster_dev.env["INFERENCE_DATA_ROOT"]) / written).is_file()
 
 
 class _Ui:
