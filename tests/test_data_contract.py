@@ -120,3 +120,18 @@ def test_every_entry_point_takes_a_csv_with_an_unnamed_index_column(tmp_path, ti
     streamed = BatchInference(tiny_pipeline).process_file(tmp_path / "bars.csv", horizon=20,
                                                           output_path=tmp_path / "p.parquet")  # predict
     assert whole.height == len(frame) and streamed.n_samples > 0
+
+
+def test_text_past_the_rows_types_are_inferred_from_is_named_by_every_entry_point(tmp_path, tiny_pipeline, tiny_market):
+    from pipeline_core.batch import BatchInference
+    from pipeline_core.data.files import CSV_INFER_ROWS
+
+    bars = pl.concat([tiny_market] * 5).head(CSV_INFER_ROWS + 100).with_columns(pl.col("close").cast(pl.String))
+    late = CSV_INFER_ROWS + 50
+    bars.with_columns(close=pl.when(pl.int_range(pl.len()) == late).then(pl.lit("n/a")).otherwise("close")).write_csv(tmp_path / "bars.csv")
+    message = r"bars.csv cannot be read \(could not parse `n/a` as dtype `f64` at column 'close'"
+    with pytest.raises(DataValidationError, match=message):
+        validate_ohlcv(tmp_path / "bars.csv")  # train, audit, drift, evaluate
+    with pytest.raises(DataValidationError, match=message):
+        BatchInference(tiny_pipeline).process_file(tmp_path / "bars.csv", horizon=20, output_path=tmp_path / "p.parquet")
+    assert not (tmp_path / "p.parquet").exists()
