@@ -58,13 +58,14 @@ def command(operation: str, root: Path, kill_at: int = 0) -> list[str]:
     return [sys.executable, __file__, operation, str(root), str(kill_at)]
 
 
+def hidden(path: Path, root: Path) -> bool:
+    """Whether `path` is, or is inside, a dot-named entry under `root` (a temporary)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def visible_files(folder: Path) -> dict[str, bytes]:
     """The parquet files a dataset reader sees under `folder` (none hidden), by relative path."""
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*.parquet"))
-        if not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    }
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.parquet")) if not hidden(p, folder)}
 
 
 def _last_day(root: Path) -> date:

@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.dataset as ds
 import pytest
-from fault_worker import command, visible_files
+from fault_worker import command, hidden, visible_files
 
 from pipeline_core.atomic import sweep_stale_temporaries
 from pipeline_core.bundle import DECISIONS_DIR, BundleStore, verify_bundle
@@ -49,10 +49,6 @@ def _kill_after(operation: str, root: Path, seconds: float) -> int:
     worker.kill()
     worker.stderr.close()
     return worker.wait(timeout=60)
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def _kill_points(changes: list[str]) -> list[int]:
@@ -80,9 +76,9 @@ def _assert_consistent(root: Path, earlier: dict[str, bytes], finished: dict[str
         assert content in (earlier[name], finished[name]), f"{name} is neither the earlier file nor the finished one"
     assert pl.scan_parquet(predictions / "**/*.parquet", hive_partitioning=True).collect().height > 0  # as the README reads it
     assert ds.dataset(predictions, partitioning="hive").to_table().num_rows > 0
-    for folder in [root, *(p for p in root.rglob("*") if p.is_dir() and not _hidden(p, root))]:
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir() and not hidden(p, root))]:
         sweep_stale_temporaries(folder, older_than_s=0)
-    leftovers = [p for p in root.rglob("*") if _hidden(p, root)]
+    leftovers = [p for p in root.rglob("*") if hidden(p, root)]
     assert not leftovers, f"not temporaries the sweeper recognizes: {leftovers}"
 
 
