@@ -54,7 +54,7 @@ def ohlcv_v1_matrix(bars: pl.DataFrame, blocks: list[tuple[int, int]]) -> np.nda
     each symbol's first REQUIRED_LOOKBACK rows; `blocks` are the [start, end) row ranges
     of the symbols in the (symbol, time)-sorted frame."""
     columns = {name: bars[name].cast(pl.Float64).to_numpy() for name in ("open", "high", "low", "close", "volume")}
-    micros = bars["timestamp"].dt.epoch("us").to_numpy()
+    micros = bars["timestamp"].to_numpy().astype("datetime64[us]").view(np.int64)
     out = np.full((bars.height, len(FEATURE_COLUMNS)), np.nan)
     for start, end in blocks:
         if end - start > REQUIRED_LOOKBACK:

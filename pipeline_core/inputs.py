@@ -116,7 +116,7 @@ def featurize(bars: pl.DataFrame, feature_set: FeatureSet, sequence_length: int,
     blocks = _symbol_blocks(symbols[has_features])
     scored = np.concatenate([np.arange(start + extra, end) for start, end in blocks] or [np.empty(0, np.int64)])
     rows = has_features[scored].astype(np.int64)
-    timestamps = bars["timestamp"].dt.replace_time_zone(None).to_numpy()
+    timestamps = bars["timestamp"].to_numpy()  # naive UTC datetime64[us]
     return FeatureRows(
         raw=matrix[has_features].astype(np.float32),
         blocks=blocks,
@@ -125,8 +125,14 @@ def featurize(bars: pl.DataFrame, feature_set: FeatureSet, sequence_length: int,
         sequence_length=sequence_length,
         timestamps=timestamps[rows],
         symbols=symbols[rows],
-        unscored=bars.select("timestamp", "symbol")[np.flatnonzero(position < feature_set.lookback + extra)],
+        unscored=_leading_rows(bars[["timestamp", "symbol"]], all_blocks, feature_set.lookback + extra),
     )
+
+
+def _leading_rows(frame: pl.DataFrame, blocks: list[tuple[int, int]], count: int) -> pl.DataFrame:
+    """The first `count` rows of each symbol block, as slices (a gather costs a millisecond
+    on a frame of any size)."""
+    return pl.concat([frame.slice(start, min(count, end - start)) for start, end in blocks] or [frame.clear()])
 
 
 def _symbol_blocks(values: np.ndarray) -> list[tuple[int, int]]:

@@ -135,3 +135,44 @@ def test_text_past_the_rows_types_are_inferred_from_is_named_by_every_entry_poin
     with pytest.raises(DataValidationError, match=message):
         BatchInference(tiny_pipeline).process_file(tmp_path / "bars.csv", horizon=20, output_path=tmp_path / "p.parquet")
     assert not (tmp_path / "p.parquet").exists()
+
+
+def _typed(frame: pd.DataFrame, symbol: str = "AAA") -> pl.DataFrame:
+    """`frame` as a polars frame already of the validated schema (the numpy checks take those)."""
+    return pl.from_pandas(frame.assign(symbol=symbol)).select(
+        pl.col("timestamp").dt.cast_time_unit("us"), "symbol", *(pl.col(c).cast(pl.Float64) for c in OHLCV_COLUMNS[2:])
+    )
+
+
+SMALL_TYPED = {
+    "clean": _typed(_bars()),
+    "two symbols, sorted": pl.concat([_typed(_bars(), "AAA"), _typed(_bars(), "BBB")]),
+    "two symbols, unsorted": pl.concat([_typed(_bars(), "BBB"), _typed(_bars(), "AAA")]),
+    "NaN close": _typed(_bars(close=[100.2, np.nan, 100.4, 100.5, 100.6])),
+    "infinite open": _typed(_bars(open=[100, np.inf, 100.5, 100.7, 101])),
+    "zero low": _typed(_bars(low=[99.5, 0.0, 99.9, 100.0, 100.1])),
+    "high below the body": _typed(_bars(high=[100.5, 100.0, 101, 101.2, 101.5])),
+    "low above the body": _typed(_bars(low=[99.5, 100.9, 100, 100.2, 100.5])),
+    "negative volume": _typed(_bars(volume=[1.0, -5.0, 1, 1, 1])),
+    "duplicate timestamp": pl.concat([_typed(_bars(3)), _typed(_bars(2))]).sort("timestamp"),
+    "time going backwards": _typed(_bars()).reverse(),
+    "missing volume": _typed(_bars()).with_columns(volume=pl.when(pl.int_range(5) == 2).then(None).otherwise("volume")),
+}
+
+
+def _outcome(frame: pl.DataFrame):
+    try:
+        return validate_ohlcv(frame).to_dicts()
+    except DataValidationError as err:
+        return str(err)
+
+
+@pytest.mark.parametrize("case", SMALL_TYPED)
+def test_small_typed_frames_checked_in_numpy_give_what_the_polars_path_gives(case, monkeypatch):
+    from pipeline_core.data import schema
+
+    frame = SMALL_TYPED[case]
+    assert schema._passes_in_numpy(frame) == (case in ("clean", "two symbols, sorted"))
+    checked_in_numpy = _outcome(frame)
+    monkeypatch.setattr(schema, "NUMPY_CHECK_ROWS", 0)  # every frame takes the polars path
+    assert _outcome(frame) == checked_in_numpy
