@@ -25,13 +25,14 @@ TARGETS = (
     Target("max-accuracy", "predict_median_ms", 30.0, "max", "(aim) 100-bar predict median < 30 ms"),
     Target(None, "overhead_ratio", 1.3, "max", "end-to-end <= 1.3 x raw models", inclusive=True),
     Target(None, "memory_ratio", 1.5, "max", "peak RSS 4M rows < 1.5 x 1M rows"),
+    Target(None, "checks_over_scoring", 0.5, "max", "checks <= 0.5 x scoring (range run)", inclusive=True),
 )
 
 
 def headline(result: dict[str, Any]) -> dict[str, float | None]:
     """The figures the targets and the summary table read, from one profile's results."""
     batch, raw, overhead = result.get("batch"), result.get("raw"), result.get("overhead") or {}
-    latency, memory = result.get("latency"), result.get("memory")
+    latency, memory, checks = result.get("latency"), result.get("memory"), result.get("checks")
     return {
         "batch_rows_per_sec": batch["rows_per_sec"] if batch else None,
         "batch_rows_per_cpu_sec": batch["rows_per_cpu_sec"] if batch else None,
@@ -45,6 +46,7 @@ def headline(result: dict[str, Any]) -> dict[str, float | None]:
         "single_median_ms": latency["predict_single"]["median_ms"] if latency else None,
         "single_p95_ms": latency["predict_single"]["p95_ms"] if latency else None,
         "memory_ratio": memory.get("ratio_peak") if memory else None,
+        "checks_over_scoring": checks["checks_over_scoring"] if checks else None,
     }
 
 
@@ -80,7 +82,8 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 def summary_table(profiles: dict[str, dict[str, Any]]) -> str:
     header = ("profile", "batch rows/s", "raw rows/s", "e2e/raw", "(CPU: batch, raw rows/s; e2e/raw)",
-              "predict100 med/p95 (CPU) ms", "single med/p95 ms", "peak (net) MiB per file", "peak ratio")
+              "predict100 med/p95 (CPU) ms", "single med/p95 ms", "peak (net) MiB per file", "peak ratio",
+              "checks/scoring")
     rows = [header]
     for profile, result in profiles.items():
         f = result["headline"]
@@ -97,6 +100,7 @@ def summary_table(profiles: dict[str, dict[str, Any]]) -> str:
             f"{_fmt(f['single_median_ms'], 1)} / {_fmt(f['single_p95_ms'], 1)}",
             peaks or "-",
             _fmt(f["memory_ratio"], 2),
+            _fmt(f["checks_over_scoring"], 2),
         ))
     return _grid(rows)
 
@@ -108,6 +112,24 @@ def targets_table(checks: list[dict[str, Any]]) -> str:
         rows.append((check["profile"], check["target"], _fmt(check["value"], digits),
                      "met" if check["met"] else "MISSED", f"x{check['factor']:.2f}"))
     return _grid(rows)
+
+
+def checks_table(profiles: dict[str, dict[str, Any]]) -> str:
+    rows = [("profile: range run", "scoring s", "no_lookahead s", "parity s", "throughput s", "checks/scoring")]
+    for profile, result in profiles.items():
+        if "checks" in result:
+            c = result["checks"]
+            seconds = c["check_seconds"]
+            rows.append((f"{profile}: {c['dates']} dates x {len(c['horizons'])} horizons, {c['bars_per_date']:,} bars/date",
+                         _fmt(c["scoring_seconds"], 1), _fmt(seconds["no_lookahead"], 1), _fmt(seconds["parity"], 1),
+                         _fmt(seconds["throughput"], 1), _fmt(c["checks_over_scoring"], 2)))
+    return _grid(rows)
+
+
+def imports_line(imports: dict[str, Any]) -> str:
+    timings = "; ".join(f"{name}: {t['median_s']:.2f} s median, {t['max_s']:.2f} s max of {t['n']}"
+                        for name, t in imports.items() if isinstance(t, dict))
+    return f"Import time in fresh processes (load {imports['load_1min']}): {timings}"
 
 
 def stages_table(profile: str, breakdown: dict[str, Any]) -> str:

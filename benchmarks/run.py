@@ -6,6 +6,11 @@
     python -m benchmarks.run --profiles low-latency --sections batch,latency
     python -m benchmarks.run --omp-wait-policy passive   # idle OpenMP threads sleep
 
+Sections per profile: batch (`process_file` rows/s), raw (the native models alone, and the
+pipeline's ratio to them), latency (`predict` on 100 bars, `predict_single`), memory (peak
+RSS per file size), stages (where a chunk's time goes) and checks (the scoring checks
+against scoring in a Dagster range run); once per run: imports (fresh-process import time).
+
 Bundles are reused from `benchmarks/results/bundles/<profile>/{full,quick}` (trained
 there on first use); input files from `benchmarks/results/data`. Results are printed as
 tables and written as JSON (default `benchmarks/results/bench.json`). The machine may be
@@ -31,8 +36,10 @@ import torch
 
 from benchmarks import report
 from benchmarks.bundles import describe_sizes, ensure_bundle, model_sizes
+from benchmarks.checks import checks_cost
 from benchmarks.data import market_file, one_symbol
 from benchmarks.environment import DEFAULT_POLICY, POLICIES, policy_note, reexec_with_policy
+from benchmarks.imports import import_times
 from benchmarks.latency import latency
 from benchmarks.memory import memory_profile
 from benchmarks.stages import stage_breakdown
@@ -42,7 +49,7 @@ from pipeline_core.pipeline import InferencePipeline
 from pipeline_core.profiles import PROFILES
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("batch", "raw", "latency", "memory", "stages")
+SECTIONS = ("batch", "raw", "latency", "memory", "stages", "checks", "imports")
 LIBRARIES = ("numpy", "polars", "pyarrow", "xgboost", "lightgbm", "catboost", "torch", "scikit-learn")
 # Threading knobs that change the figures; recorded with the results.
 THREAD_VARIABLES = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "POLARS_MAX_THREADS", "MKL_NUM_THREADS")
@@ -70,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--new-bars", type=int, default=100, help="bars scored per latency call (default 100)")
     parser.add_argument("--chunk-rows", type=int, default=250_000, help="BatchInference chunk_rows (default 250,000)")
     parser.add_argument("--batch-size", type=int, default=1000, help="BatchInference batch_size (default 1000)")
+    parser.add_argument("--check-days", type=int, default=10,
+                        help="dates of --symbols symbols scored with their checks in the checks section (default 10)")
     parser.add_argument("--stage-rows", type=int, default=None,
                         help="bars in the stage breakdown (default: one chunk, --chunk-rows)")
     parser.add_argument("--omp-wait-policy", choices=POLICIES, default=DEFAULT_POLICY,
@@ -117,6 +126,9 @@ def benchmark_profile(name: str, pipeline: InferencePipeline, bundle: Path, args
         log(f"{name}: stage breakdown of one predict on {window.height} bars (latency input)")
         result["latency_stages"] = stage_breakdown(pipeline, window, window.height, args.latency_repeats, scratch,
                                                    sequence_repeats=args.latency_repeats)
+    if "checks" in args.sections:
+        log(f"{name}: scoring and its checks in a Dagster range run of {args.check_days} dates")
+        result["checks"] = checks_cost(pipeline, scratch, args.check_days, args.symbols)
     if "memory" in args.sections:
         log(f"{name}: peak memory on {', '.join(f'{r:,}' for r in args.memory_rows)} rows (fresh processes)")
         result["memory"] = memory_profile(bundle, files["memory"], output, args.chunk_rows, args.batch_size)
@@ -173,6 +185,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     output: dict[str, Any] = {"environment": _environment(args), "load_average": {"start": load_average()}}
     log(f"load average {load_average()} on {os.cpu_count()} cores; preparing input files")
     files = _input_files(args)
+    if "imports" in args.sections:
+        log("import time in fresh processes")
+        output["imports"] = import_times()
     profiles: dict[str, Any] = {}
     for name, path, pipeline, info in _bundles(args):
         log(f"{name}: {describe_sizes(info['models'])}")
@@ -203,6 +218,10 @@ def render(output: dict[str, Any]) -> str:
     for name, result in profiles.items():
         parts.append(f"  {name}: {describe_sizes(result['bundle']['models'])}; "
                      f"load during run {result['load_average_before'][0]} -> {result['load_average_after'][0]}")
+    if "imports" in output:
+        parts += ["", report.imports_line(output["imports"])]
+    if any("checks" in result for result in profiles.values()):
+        parts += ["", report.checks_table(profiles)]
     if output["targets"]:
         parts += ["", report.targets_table(output["targets"])]
     for name, result in profiles.items():

@@ -12,7 +12,7 @@ def test_benchmark_run_reports_every_section_on_a_tiny_bundle(tiny_bundle, tmp_p
     output = tmp_path / "bench.json"
     run.main([
         "--bundle", str(tiny_bundle), "--rows", "2400", "--symbols", "3", "--memory-rows", "2400",
-        "--repeats", "1", "--latency-repeats", "3", "--new-bars", "20", "--chunk-rows", "1000",
+        "--repeats", "1", "--latency-repeats", "3", "--new-bars", "20", "--chunk-rows", "1000", "--check-days", "2",
         "--omp-wait-policy", "inherit", "--results-dir", str(tmp_path), "--json", str(output),
     ])
 
@@ -30,6 +30,12 @@ def test_benchmark_run_reports_every_section_on_a_tiny_bundle(tiny_bundle, tmp_p
     assert "write parquet" in result["stages"]["stages"]
     assert len(result["overhead"]["pair_ratios"]) == 1
     assert result["headline"]["overhead_ratio"] > 0
+    checks = result["checks"]
+    assert checks["partitions"] == 4 and checks["scoring_seconds"] > 0  # 2 dates x horizons 10, 20
+    assert set(checks["check_seconds"]) == {"no_lookahead", "parity", "throughput"}
+    assert all(seconds > 0 for seconds in checks["check_seconds"].values())
+    assert result["headline"]["checks_over_scoring"] == checks["checks_over_scoring"] > 0
+    assert all(saved["imports"][name]["median_s"] > 0 for name in ("import pipeline_core.pipeline", "inference-pipeline --help"))
     assert len(saved["load_average"]["start"]) == 3
     assert not (tmp_path / "scratch" / f"{tiny_bundle.name}.predictions.parquet").exists()
     assert "e2e/raw" in capsys.readouterr().out

@@ -312,3 +312,22 @@ def test_one_audit_for_every_horizon_catches_a_one_bar_leak_at_each(market, name
         assert result.passed is alone.passed is (name == "lookahead_clean"), result.summary()
         assert result.n_checked == 2 * result.n_cuts  # two symbols at every cut point
         assert {v.symbol for v in result.violations} <= {"SYN01", "SYN02"}
+
+
+@pytest.mark.parametrize("name", ["lookahead_clean", "lookahead_next_bar"])
+def test_audit_from_stored_predictions_never_rescores_the_whole_frame_and_still_catches_a_leak(
+    market, name, monkeypatch
+):
+    config = InferenceConfig(model_names=["xgboost"], horizons=[10, HORIZON], feature_set=name)
+    pipeline = train_pipeline(market, config, TINY_XGBOOST)
+    stored = {h: result.to_frame() for h, result in pipeline.predict(market, horizon=[10, HORIZON]).items()}
+    rescored = audit_pipeline_lookahead_by_horizon(pipeline, market, [10, HORIZON], n_samples=12)
+    scored_rows = []
+    predict = pipeline.predict
+    monkeypatch.setattr(pipeline, "predict", lambda data, **kw: scored_rows.append(len(data)) or predict(data, **kw))
+    from_stored = audit_pipeline_lookahead_by_horizon(pipeline, market, [10, HORIZON], n_samples=12, scored=stored)
+    assert max(scored_rows) < market.height / 2  # only windows around the cut points were scored
+    assert len(scored_rows) == 2 * from_stored[HORIZON].n_cuts  # a reference and a cut run per point
+    for horizon, result in from_stored.items():
+        assert result.passed is rescored[horizon].passed is (name == "lookahead_clean"), result.summary()
+        assert (result.n_cuts, result.n_checked) == (rescored[horizon].n_cuts, rescored[horizon].n_checked)

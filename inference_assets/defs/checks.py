@@ -54,14 +54,23 @@ def no_lookahead(
 
     @lru_cache(maxsize=None)  # a few small results per date, whatever the order of the keys
     def audits(day: date) -> dict:
-        # One set of cut runs per date checks every horizon of that date in the run.
+        # One set of cut runs per date checks every horizon of that date in the run; the
+        # cut points are drawn among the rows the run stored, so the date is not scored again.
+        stored = {h: pl.read_parquet(path) for h in horizons_of[day]
+                  if (path := predictions_file(data_lake.predictions_dir, day, h)).is_file()}
+        if not stored:
+            return {}
         frame = bars(day)
         return audit_pipeline_lookahead_by_horizon(
-            pipeline, frame, horizons_of[day], n_samples=_cut_points(frame, day, scoring_checks), seed=scoring_checks.seed,
+            pipeline, frame, list(stored), n_samples=_cut_points(frame, day, scoring_checks),
+            seed=scoring_checks.seed, scored=stored,
         )
 
     def evaluate(partition: ScoringPartition, record) -> Outcome:
-        audit = audits(partition.day)[partition.horizon]
+        audit = audits(partition.day).get(partition.horizon)
+        if audit is None:
+            path = predictions_file(data_lake.predictions_dir, partition.day, partition.horizon)
+            return Outcome(False, f"{partition.key} has no predictions file at {path}.")
         metadata = {"bars_checked": audit.n_checked, "cut_points": audit.n_cuts, "violations": len(audit.violations)}
         if not audit.passed:
             shown = audit.to_frame().head(MAX_SHOWN).to_dicts()
@@ -139,9 +148,10 @@ def _per_partition(context: dg.AssetCheckExecutionContext, evaluate: Callable[..
     """One evaluation per partition of the run, then the check step's (empty) output.
     `evaluate(partition, record)` gets the partition's latest materialization record (or None)."""
     spec = context.check_specs[0]
+    latest = _latest_materializations(context)
     for key in context.partition_keys:
         partition = ScoringPartition.from_key(key)
-        record = _latest_materialization(context, partition)
+        record = latest.get(str(partition.key))
         outcome = evaluate(partition, record)
         yield dg.AssetCheckEvaluation(
             asset_key=spec.asset_key,
@@ -159,11 +169,21 @@ def _per_partition(context: dg.AssetCheckExecutionContext, evaluate: Callable[..
     yield dg.Output(None)
 
 
-def _latest_materialization(context: dg.AssetCheckExecutionContext, partition: ScoringPartition):
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=scored_predictions.key, asset_partitions=[str(partition.key)]), limit=1
-    ).records
-    return records[0] if records else None
+def _latest_materializations(context: dg.AssetCheckExecutionContext) -> dict[str, object]:
+    """Partition key -> its latest materialization record, for the run's partitions, read
+    newest first a page at a time (one query per partition cost seconds in long ranges)."""
+    wanted = {str(ScoringPartition.from_key(key).key) for key in context.partition_keys}
+    records_filter = dg.AssetRecordsFilter(asset_key=scored_predictions.key, asset_partitions=sorted(wanted))
+    latest: dict[str, object] = {}
+    cursor = None
+    while len(latest) < len(wanted):
+        page = context.instance.fetch_materializations(records_filter, limit=len(wanted), cursor=cursor)
+        for record in page.records:
+            latest.setdefault(record.partition_key, record)
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return latest
 
 
 def _cut_points(bars: pl.DataFrame, day: date, checks: ScoringChecksResource) -> int:

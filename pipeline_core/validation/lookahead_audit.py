@@ -1,6 +1,7 @@
 """The lookahead audit: a prediction at bar t must not change when the bars after t are removed.
 
-`LookaheadAuditor(predict_func).audit(df)` scores the whole frame once, picks cut points
+`LookaheadAuditor(predict_func).audit(df)` scores the whole frame once (or is given those
+predictions, e.g. a stored predictions file, as `full`), picks cut points
 among the scored rows (the first scorable row, the last row, and random ones drawn with a
 seed), and for each point t calls `predict_func` on the data cut just after t: every row
 whose timestamp is <= t's, so t is the LAST bar of every symbol in the cut. The
@@ -103,12 +104,18 @@ class LookaheadAuditor:
         self.predict_func = predict_func
         self.max_history = max_history
 
-    def audit(self, df: Any, n_samples: int = 50, seed: int = 0) -> LookaheadAuditResult:
-        """Compare predictions on data cut just after `n_samples` points with the full run."""
+    def audit(self, df: Any, n_samples: int = 50, seed: int = 0, *, full: Any = None) -> LookaheadAuditResult:
+        """Compare predictions on data cut just after `n_samples` points with the full run.
+
+        `full`: predictions already made on the whole of `df` (keyed, as `predict_func`
+        returns them), used instead of running it again. With `max_history` only their keys
+        are read (where to cut, and which bars each window run must score); without, their
+        values are compared with the cut runs', so they must be `predict_func`'s own.
+        """
         self._check_params(n_samples)
         keys = input_keys(df)
         stamps = _epoch_us(keys["timestamp"])
-        full = self._predict(df, keys)
+        full = self._predict(df, keys) if full is None else _typed(keyed_output(full, keys, COMPARED))
         if full.height == 0:
             raise DataValidationError(
                 f"predict_func scored none of the {keys.height} rows, so nothing can be "
@@ -281,7 +288,8 @@ _HORIZON_TAG = "@h"
 
 
 def audit_pipeline_lookahead_by_horizon(
-    pipeline, df: Any, horizons: list[int], *, n_samples: int = 50, seed: int = 0, full_prefix: bool = False
+    pipeline, df: Any, horizons: list[int], *, n_samples: int = 50, seed: int = 0, full_prefix: bool = False,
+    scored: dict[int, pl.DataFrame] | None = None,
 ) -> dict[int, LookaheadAuditResult]:
     """The lookahead audit of every horizon in `horizons` from one set of cut runs.
 
@@ -291,11 +299,17 @@ def audit_pipeline_lookahead_by_horizon(
     scored bar and random ones), so each horizon is checked at the same number of cut
     times as on its own, for about 1/len(horizons) of the cut runs. A bar is scored at
     every horizon or at none, so each result's `n_checked` is its horizon's share.
+
+    `scored` (horizon -> predictions of bars of `df` already made, e.g. the stored
+    partition files, with timestamp, symbol, prediction and confidence) replaces the full
+    run, which otherwise costs as much as scoring `df` again: the cut points are drawn
+    among its rows. Without `full_prefix` only its keys are read (see `LookaheadAuditor.audit`).
     """
     horizons = [int(h) for h in horizons]
     history = None if full_prefix else pipeline.required_lookback
     auditor = LookaheadAuditor(_horizons_predict_func(pipeline, horizons), max_history=history)
-    combined = auditor.audit(df, n_samples=n_samples, seed=seed)
+    full = None if scored is None else _tagged([scored[h] for h in horizons], horizons)
+    combined = auditor.audit(df, n_samples=n_samples, seed=seed, full=full)
     return {h: _horizon_share(combined, h, len(horizons)) for h in horizons}
 
 
@@ -304,14 +318,17 @@ def _horizons_predict_func(pipeline, horizons: list[int]) -> PredictFunc:
 
     def predict(data: Any) -> pl.DataFrame:
         results = pipeline.predict(data, horizon=horizons)
-        return pl.concat([
-            results[h].to_frame().select(
-                "timestamp", pl.col("symbol") + f"{_HORIZON_TAG}{h}", "prediction", "confidence"
-            )
-            for h in horizons
-        ])
+        return _tagged([results[h].to_frame() for h in horizons], horizons)
 
     return predict
+
+
+def _tagged(frames: list[pl.DataFrame], horizons: list[int]) -> pl.DataFrame:
+    """Each horizon's keyed predictions in one frame, the horizon in the symbol key."""
+    return pl.concat([
+        frame.select("timestamp", pl.col("symbol") + f"{_HORIZON_TAG}{h}", "prediction", "confidence")
+        for frame, h in zip(frames, horizons)
+    ])
 
 
 def _horizon_share(combined: LookaheadAuditResult, horizon: int, n_horizons: int) -> LookaheadAuditResult:
