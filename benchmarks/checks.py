@@ -29,6 +29,7 @@ from pipeline_core.pipeline import InferencePipeline
 
 SCORING_STEP = "scored_predictions"
 CHECKS = ("no_lookahead", "parity", "throughput")
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the event log keeps every event
 
 
 def checks_cost(pipeline: InferencePipeline, scratch: Path, days: int, symbols: int) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def checks_cost(pipeline: InferencePipeline, scratch: Path, days: int, symbols: 
         for horizons in _contiguous(pipeline.config.horizons):
             tags = range_tags(ScoringPartition(first, horizons[0]), ScoringPartition(last, horizons[-1]))
             result = dg.materialize(everything, selection=dg.AssetSelection.assets(SCORING_STEP), instance=instance,
-                                    resources=resources, tags=tags, raise_on_error=True)
+                                    resources=resources, tags=tags, run_config=QUIET, raise_on_error=True)
             for step, seconds in _step_seconds(instance, result.run_id).items():
                 steps[step] = steps.get(step, 0.0) + seconds
     shutil.rmtree(root, ignore_errors=True)

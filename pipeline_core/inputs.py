@@ -18,6 +18,10 @@ from pipeline_core.features import FeatureSet, check_row_count, feature_query
 from pipeline_core.features_numpy import SMALL_INPUT_ROWS, has_numpy_kernel, ohlcv_v1_matrix
 from pipeline_core.scaling import scale
 
+# Sequence windows gathered per model call: one copy of at most this many windows (60 MB
+# at 60 bars x 31 features), a multiple of the networks' fixed chunk of rows.
+SEQUENCE_GROUP_ROWS = 8192
+
 
 @dataclass
 class FeatureRows:
@@ -87,13 +91,21 @@ class ModelInputs:
         return self.sequences(positions)[0] if model.is_sequence else self.tabular(positions)
 
     def run(self, model, batch_size: int, positions: np.ndarray | None = None) -> np.ndarray:
-        """A model's probabilities on the scored rows (or a subset of them)."""
+        """A model's probabilities on the scored rows (or a subset of them). Sequence windows
+        of every symbol are scored together, SEQUENCE_GROUP_ROWS at a time: the network pads
+        each call to whole chunks, so a call per symbol would pad every symbol."""
         count = self.n_scored if positions is None else len(positions)
         if count == 0:
             return np.empty((0, 3))
         if not model.is_sequence:
             return model.predict_proba(self.tabular(positions))
-        return np.concatenate([model.predict_proba(block) for block in self.sequences(positions)])
+        length = self.rows.sequence_length
+        windows = sliding_window_view(self.scaled, length, axis=0).transpose(0, 2, 1)
+        starts = (self.rows.scored if positions is None else self.rows.scored[positions]) - length + 1
+        return np.concatenate([
+            model.predict_proba(windows[starts[i : i + SEQUENCE_GROUP_ROWS]])
+            for i in range(0, len(starts), SEQUENCE_GROUP_ROWS)
+        ])
 
 
 def featurize(bars: pl.DataFrame, feature_set: FeatureSet, sequence_length: int, uses_sequences: bool) -> FeatureRows:

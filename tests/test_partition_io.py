@@ -77,8 +77,8 @@ def test_scoring_a_date_validates_each_bar_once_where_it_is_read(dataset, tiny_p
     from pipeline_core.data import schema
 
     checked = []
-    original = schema._check_values
-    monkeypatch.setattr(schema, "_check_values", lambda frame: checked.append(frame.height) or original(frame))
+    original = schema._validated
+    monkeypatch.setattr(schema, "_validated", lambda frame, *a: checked.append(frame.height) or original(frame, *a))
     list(score_date(tiny_pipeline, dataset, tmp_path / "predictions", date(2024, 3, 3), [20]))
     day = 3 * 120  # 3 symbols x 120 bars: the scored date, then the earlier dates its lookback reads
     assert checked[0] == day and sum(checked) == day * len(checked)

@@ -59,6 +59,7 @@ def test_predict_reports_rows_without_enough_history(tiny_pipeline, tiny_market)
 def test_predict_scores_several_horizons_from_one_feature_pass(tiny_pipeline, tiny_market, monkeypatch):
     calls = []
     original = inputs_module.feature_query
+    monkeypatch.setattr(inputs_module, "SMALL_INPUT_ROWS", 0)  # the polars query, whatever the size
     monkeypatch.setattr(inputs_module, "feature_query", lambda *a, **k: calls.append(1) or original(*a, **k))
     results = tiny_pipeline.predict(tiny_market)  # no horizon: every trained one
     assert sorted(results) == [10, 20] and len(calls) == 1
