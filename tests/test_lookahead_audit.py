@@ -322,12 +322,14 @@ def test_audit_from_stored_predictions_never_rescores_the_whole_frame_and_still_
     pipeline = train_pipeline(market, config, TINY_XGBOOST)
     stored = {h: result.to_frame() for h, result in pipeline.predict(market, horizon=[10, HORIZON]).items()}
     rescored = audit_pipeline_lookahead_by_horizon(pipeline, market, [10, HORIZON], n_samples=12)
-    scored_rows = []
-    predict = pipeline.predict
-    monkeypatch.setattr(pipeline, "predict", lambda data, **kw: scored_rows.append(len(data)) or predict(data, **kw))
+    featurized, scored = [], []
+    model_inputs, score_inputs = pipeline.model_inputs, pipeline.score_inputs
+    monkeypatch.setattr(pipeline, "model_inputs", lambda data: featurized.append(len(data)) or model_inputs(data))
+    monkeypatch.setattr(pipeline, "score_inputs", lambda i, h, at: scored.append(len(at)) or score_inputs(i, h, at))
     from_stored = audit_pipeline_lookahead_by_horizon(pipeline, market, [10, HORIZON], n_samples=12, scored=stored)
-    assert max(scored_rows) < market.height / 2  # only windows around the cut points were scored
-    assert len(scored_rows) == 2 * from_stored[HORIZON].n_cuts  # a reference and a cut run per point
+    assert max(featurized) < market.height / 2  # only windows around the cut points were read
+    assert len(featurized) == 2 * from_stored[HORIZON].n_cuts  # a reference and a cut run per point
+    assert max(scored) <= 2  # the models ran on the bars at the cut point only (two symbols)
     for horizon, result in from_stored.items():
         assert result.passed is rescored[horizon].passed is (name == "lookahead_clean"), result.summary()
         assert (result.n_cuts, result.n_checked) == (rescored[horizon].n_cuts, rescored[horizon].n_checked)

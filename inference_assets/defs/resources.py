@@ -138,7 +138,7 @@ class ScoringChecksResource(dg.ConfigurableResource):
         default=20, description="At most this many cut points per date for `no_lookahead` (all its horizons at once)."
     )
     lookahead_bars_per_cut: int = Field(
-        default=2_000,
+        default=4_000,
         description="`no_lookahead` takes one cut point per this many bars of a date (at least 2: the date's "
         "first scorable bar, which exposes any leak, and its last), so the audit's cost follows scoring's.",
     )

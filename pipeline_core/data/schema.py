@@ -24,7 +24,7 @@ VALIDATED_SCHEMA = pl.Schema(
 )
 # Below this many rows, a frame already of VALIDATED_SCHEMA is checked in numpy: polars'
 # fixed cost per query (about a millisecond) would be most of the time.
-NUMPY_CHECK_ROWS = 2048
+NUMPY_CHECK_ROWS = 8192
 
 OhlcvSource = Union[pl.DataFrame, pd.DataFrame, str, Path]
 

@@ -97,12 +97,18 @@ class LookaheadAuditor:
 
     Parameters: `predict_func(frame) -> frame` (see the module docstring for the two
     accepted output shapes); `max_history`: bars of history each cut run needs, or None
-    to give every cut run the whole prefix.
+    to give every cut run the whole prefix; `predict_at(frame, t)`: optionally, the same
+    predictions for the bars at time t only (µs since the epoch), used for the cut and
+    reference runs, which compare nothing else: it saves scoring the bars around t.
     """
 
-    def __init__(self, predict_func: PredictFunc, *, max_history: int | None = None) -> None:
+    def __init__(
+        self, predict_func: PredictFunc, *, max_history: int | None = None,
+        predict_at: Callable[[Any, int], Any] | None = None,
+    ) -> None:
         self.predict_func = predict_func
         self.max_history = max_history
+        self.predict_at = predict_at
 
     def audit(self, df: Any, n_samples: int = 50, seed: int = 0, *, full: Any = None) -> LookaheadAuditResult:
         """Compare predictions on data cut just after `n_samples` points with the full run.
@@ -170,7 +176,7 @@ class LookaheadAuditor:
     def _run(self, data: Any, keys: pl.DataFrame, t: int) -> tuple[pl.DataFrame, str | None]:
         """predict_func's rows at time t, or the message of the PipelineError it raised."""
         try:
-            output = self.predict_func(data)
+            output = self.predict_func(data) if self.predict_at is None else self.predict_at(data, t)
         except PipelineError as err:
             return _empty_output(keys), f"{type(err).__name__}: {err}"
         out = _typed(keyed_output(output, keys, COMPARED))
@@ -186,7 +192,8 @@ def audit_pipeline_lookahead(
     `full_prefix` (slower: every cut run gets the whole prefix).
     """
     history = None if full_prefix else pipeline.required_lookback
-    auditor = LookaheadAuditor(pipeline_predict_func(pipeline, horizon), max_history=history)
+    auditor = LookaheadAuditor(pipeline_predict_func(pipeline, horizon), max_history=history,
+                               predict_at=_predict_at(pipeline, [horizon]))
     return auditor.audit(df, n_samples=n_samples, seed=seed)
 
 
@@ -307,7 +314,8 @@ def audit_pipeline_lookahead_by_horizon(
     """
     horizons = [int(h) for h in horizons]
     history = None if full_prefix else pipeline.required_lookback
-    auditor = LookaheadAuditor(_horizons_predict_func(pipeline, horizons), max_history=history)
+    auditor = LookaheadAuditor(_horizons_predict_func(pipeline, horizons), max_history=history,
+                               predict_at=_predict_at(pipeline, horizons, tagged=True))
     full = None if scored is None else _tagged([scored[h] for h in horizons], horizons)
     combined = auditor.audit(df, n_samples=n_samples, seed=seed, full=full)
     return {h: _horizon_share(combined, h, len(horizons)) for h in horizons}
@@ -319,6 +327,19 @@ def _horizons_predict_func(pipeline, horizons: list[int]) -> PredictFunc:
     def predict(data: Any) -> pl.DataFrame:
         results = pipeline.predict(data, horizon=horizons)
         return _tagged([results[h].to_frame() for h in horizons], horizons)
+
+    return predict
+
+
+def _predict_at(pipeline, horizons: list[int], tagged: bool = False) -> Callable[[Any, int], pl.DataFrame]:
+    """Keyed predictions of the bars at time t only: features of the whole frame (a bar's
+    features read its history), the models run on the bars at t."""
+
+    def predict(data: Any, t: int) -> pl.DataFrame:
+        inputs = pipeline.model_inputs(data)
+        at_t = np.flatnonzero(inputs.timestamps.astype("datetime64[us]").view(np.int64) == t)
+        frames = [pipeline.score_inputs(inputs, h, at_t).to_frame() for h in horizons]
+        return _tagged(frames, horizons) if tagged else frames[0]
 
     return predict
 
