@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline_core.constants import N_CLASSES
 from pipeline_core.errors import BundleError, ConfigError, DataValidationError, NotFittedError
+from pipeline_core.models.host_load import cpus_busy_elsewhere
 
 MODEL_FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -40,12 +41,14 @@ def usable_cpus() -> int:
 
 def scoring_threads(n_rows: int, configured: int | None) -> int:
     """Threads to score `n_rows` with: one for small inputs, otherwise the configured
-    count (all usable CPUs if None) capped at the usable CPUs, so a model never asks
-    for more threads than the process can run at once."""
+    count (all usable CPUs if None) capped at the usable CPUs that other processes are
+    not using at this moment, so a model never asks for more threads than can run at
+    once (the results do not depend on the thread count)."""
     if n_rows < SMALL_INPUT_ROWS:
         return 1
     cpus = usable_cpus()
-    return max(1, min(int(configured or cpus), cpus))
+    free = max(cpus - cpus_busy_elsewhere(), 1)
+    return max(1, min(int(configured or cpus), free))
 
 
 class BaseDirectionModel(ABC):
