@@ -108,7 +108,7 @@ def summary_table(profiles: dict[str, dict[str, Any]]) -> str:
 def targets_table(checks: list[dict[str, Any]]) -> str:
     rows = [("profile", "target", "measured", "status", "factor vs target")]
     for check in checks:
-        digits = 2 if check["metric"].endswith("ratio") else (1 if check["metric"].endswith("ms") else 0)
+        digits = 2 if check["metric"].endswith(("ratio", "scoring")) else (1 if check["metric"].endswith("ms") else 0)
         rows.append((check["profile"], check["target"], _fmt(check["value"], digits),
                      "met" if check["met"] else "MISSED", f"x{check['factor']:.2f}"))
     return _grid(rows)
