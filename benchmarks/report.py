@@ -25,7 +25,7 @@ TARGETS = (
     Target("max-accuracy", "predict_median_ms", 30.0, "max", "(aim) 100-bar predict median < 30 ms"),
     Target(None, "overhead_ratio", 1.3, "max", "end-to-end <= 1.3 x raw models", inclusive=True),
     Target(None, "memory_ratio", 1.5, "max", "peak RSS 4M rows < 1.5 x 1M rows"),
-    Target(None, "checks_over_scoring", 0.5, "max", "checks <= 0.5 x scoring (range run)", inclusive=True),
+    Target(None, "checks_ratio", 0.5, "max", "checks <= 0.5 x scoring (range run)", inclusive=True),
 )
 
 
@@ -46,7 +46,7 @@ def headline(result: dict[str, Any]) -> dict[str, float | None]:
         "single_median_ms": latency["predict_single"]["median_ms"] if latency else None,
         "single_p95_ms": latency["predict_single"]["p95_ms"] if latency else None,
         "memory_ratio": memory.get("ratio_peak") if memory else None,
-        "checks_over_scoring": checks["checks_over_scoring"] if checks else None,
+        "checks_ratio": checks["checks_over_scoring"] if checks else None,
     }
 
 
@@ -100,7 +100,7 @@ def summary_table(profiles: dict[str, dict[str, Any]]) -> str:
             f"{_fmt(f['single_median_ms'], 1)} / {_fmt(f['single_p95_ms'], 1)}",
             peaks or "-",
             _fmt(f["memory_ratio"], 2),
-            _fmt(f["checks_over_scoring"], 2),
+            _fmt(f["checks_ratio"], 2),
         ))
     return _grid(rows)
 
@@ -108,7 +108,7 @@ def summary_table(profiles: dict[str, dict[str, Any]]) -> str:
 def targets_table(checks: list[dict[str, Any]]) -> str:
     rows = [("profile", "target", "measured", "status", "factor vs target")]
     for check in checks:
-        digits = 2 if check["metric"].endswith(("ratio", "scoring")) else (1 if check["metric"].endswith("ms") else 0)
+        digits = 2 if check["metric"].endswith("ratio") else (1 if check["metric"].endswith("ms") else 0)
         rows.append((check["profile"], check["target"], _fmt(check["value"], digits),
                      "met" if check["met"] else "MISSED", f"x{check['factor']:.2f}"))
     return _grid(rows)
