@@ -77,14 +77,17 @@ class ModelInputs:
         scored = self.rows.scored if positions is None else self.rows.scored[positions]
         return self.scaled[scored]
 
+    def _windows(self) -> np.ndarray:
+        """(rows, sequence_length, n_features): a view of the window ending at every row."""
+        return sliding_window_view(self.scaled, self.rows.sequence_length, axis=0).transpose(0, 2, 1)
+
     def sequences(self, positions: np.ndarray | None = None) -> list[np.ndarray]:
         """(n, sequence_length, n_features) windows ending at the scored rows, as views
         per symbol, or one gathered array for a subset of positions."""
         length = self.rows.sequence_length
-        windows = sliding_window_view(self.scaled, length, axis=0).transpose(0, 2, 1)
         if positions is not None:
-            return [windows[self.rows.scored[positions] - length + 1]]
-        return [windows[start : end - length + 1] for start, end in self.rows.blocks if end - start >= length]
+            return [self._windows()[self.rows.scored[positions] - length + 1]]
+        return [self._windows()[start : end - length + 1] for start, end in self.rows.blocks if end - start >= length]
 
     def gather(self, model, positions: np.ndarray) -> np.ndarray:
         """A model's input array for a subset of the scored rows (a copy)."""
@@ -99,9 +102,8 @@ class ModelInputs:
             return np.empty((0, 3))
         if not model.is_sequence:
             return model.predict_proba(self.tabular(positions))
-        length = self.rows.sequence_length
-        windows = sliding_window_view(self.scaled, length, axis=0).transpose(0, 2, 1)
-        starts = (self.rows.scored if positions is None else self.rows.scored[positions]) - length + 1
+        windows = self._windows()
+        starts = (self.rows.scored if positions is None else self.rows.scored[positions]) - self.rows.sequence_length + 1
         return np.concatenate([
             model.predict_proba(windows[starts[i : i + SEQUENCE_GROUP_ROWS]])
             for i in range(0, len(starts), SEQUENCE_GROUP_ROWS)
@@ -116,7 +118,7 @@ def featurize(bars: pl.DataFrame, feature_set: FeatureSet, sequence_length: int,
     query, collected once. The rows are then picked with numpy."""
     extra = sequence_length - 1 if uses_sequences else 0
     symbols = bars["symbol"].to_numpy()
-    all_blocks = _symbol_blocks(symbols)
+    all_blocks = symbol_blocks(symbols)
     position = np.concatenate([np.arange(end - start) for start, end in all_blocks] or [np.empty(0, np.int64)])
     if has_numpy_kernel(feature_set) and bars.height < SMALL_INPUT_ROWS:
         matrix = ohlcv_v1_matrix(bars, all_blocks)
@@ -125,7 +127,7 @@ def featurize(bars: pl.DataFrame, feature_set: FeatureSet, sequence_length: int,
         check_row_count(feature_set, featured.height, bars.height)
         matrix = featured.to_numpy()
     has_features = np.flatnonzero(position >= feature_set.lookback)
-    blocks = _symbol_blocks(symbols[has_features])
+    blocks = symbol_blocks(symbols[has_features])
     scored = np.concatenate([np.arange(start + extra, end) for start, end in blocks] or [np.empty(0, np.int64)])
     rows = has_features[scored].astype(np.int64)
     timestamps = bars["timestamp"].to_numpy()  # naive UTC datetime64[us]
@@ -147,7 +149,7 @@ def _leading_rows(frame: pl.DataFrame, blocks: list[tuple[int, int]], count: int
     return pl.concat([frame.slice(start, min(count, end - start)) for start, end in blocks] or [frame.clear()])
 
 
-def _symbol_blocks(values: np.ndarray) -> list[tuple[int, int]]:
+def symbol_blocks(values: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) of each symbol's run in a symbol-sorted array."""
     if len(values) == 0:
         return []

@@ -21,7 +21,7 @@ from pipeline_core.data import validate_ohlcv
 from pipeline_core.data.schema import validate_row_history
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.features import DEFAULT_FEATURE_SET, get_feature_set
-from pipeline_core.inputs import ModelInputs, featurize
+from pipeline_core.inputs import ModelInputs, featurize, symbol_blocks
 from pipeline_core.constants import CLASSES, HORIZONS, PROBABILITY_COLUMNS, horizon_or_longest
 from pipeline_core.models.families import SEQUENCE_FAMILIES
 
@@ -299,11 +299,10 @@ class InferencePipeline:
 def _strings(values: np.ndarray) -> pl.Series:
     """A string column of runs of repeated values (symbols in symbol order): each distinct
     run converted once, then repeated (converting every Python string costs 0.2 us a row)."""
-    if len(values) == 0:
-        return pl.Series(values, dtype=pl.String)
-    starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
-    runs = np.diff(np.append(starts, len(values)))
-    return pl.Series(values[starts].tolist(), dtype=pl.String).gather(np.repeat(np.arange(len(starts)), runs))
+    blocks = symbol_blocks(values)
+    runs = [end - start for start, end in blocks]
+    names = pl.Series([values[start] for start, _ in blocks], dtype=pl.String)
+    return names.gather(np.repeat(np.arange(len(blocks)), runs))
 
 
 def _subset(values: np.ndarray, positions: np.ndarray | None) -> np.ndarray:

@@ -18,7 +18,7 @@ RTOL = 1e-11  # polars updates rolling sums incrementally; the kernel sums each 
 
 def assert_kernel_equals_polars(bars: pl.DataFrame) -> None:
     expected = compute_features(bars).select(FEATURE_COLUMNS).to_numpy()
-    got = ohlcv_v1_matrix(bars, inputs._symbol_blocks(bars["symbol"].to_numpy()))
+    got = ohlcv_v1_matrix(bars, inputs.symbol_blocks(bars["symbol"].to_numpy()))
     assert got.shape == expected.shape
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))  # the same warm-up rows
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=1e-15)
@@ -39,7 +39,7 @@ def test_the_kernel_equals_polars_on_flat_windows():
     )
     assert_kernel_equals_polars(bars)
     row = int(np.flatnonzero(bars["symbol"].to_numpy() == "BBB")[0]) + 199  # 110 flat bars behind it
-    assert ohlcv_v1_matrix(bars, inputs._symbol_blocks(bars["symbol"].to_numpy()))[row, FEATURE_COLUMNS.index("rvol_60")] == 0.0
+    assert ohlcv_v1_matrix(bars, inputs.symbol_blocks(bars["symbol"].to_numpy()))[row, FEATURE_COLUMNS.index("rvol_60")] == 0.0
 
 
 def test_the_kernel_leaves_short_symbols_unfeatured():
