@@ -214,6 +214,19 @@ def test_sequence_model_rejects_nan_naming_the_row(fitted):
         model.predict_proba(bad)
 
 
+def test_sequence_model_finite_check_is_exact_where_the_fast_sum_is_not(fitted):
+    model, X, _ = fitted["gru"]
+    huge = np.array(X[:300], dtype=np.float32)
+    huge[:, :, 0] = np.finfo(np.float32).max  # finite, but their sum overflows to inf
+    before = huge.copy()
+    assert np.isfinite(model.predict_proba(huge)).all()
+    np.testing.assert_array_equal(huge, before)  # the chunks share its memory: left as given
+    opposite = np.array(X[:300], dtype=np.float32)
+    opposite[40, 0, 0], opposite[41, 0, 0] = np.inf, -np.inf  # each row's sum is infinite
+    with pytest.raises(DataValidationError, match="non-finite values .* in sequence 40"):
+        model.predict_proba(opposite)
+
+
 def test_tabular_model_rejects_inf_in_training(tabular_data):
     X, y = tabular_data
     bad = X[TRAIN].copy()
