@@ -6,7 +6,9 @@ every date and every horizon of the bundle, as one range run per contiguous bloc
 horizons (a bundle of 10 and 20 needs two), in process on an ephemeral instance with the
 code location's own executor, resources and default check settings. Each step's time is
 read from the run's event log (STEP_START to STEP_SUCCESS), so the figures are what a
-backfill pays: scoring, `no_lookahead`, `parity` and `throughput`.
+backfill pays: the scoring step and the checks' step. The checks' step is split among
+`no_lookahead`, `parity` and `throughput` by the time before each of their evaluation events
+(the step's start and end, and the date reads, fall to the evaluation they precede).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pipeline_core.data import MarketSpec, generate_market, write_daily_partitio
 from pipeline_core.pipeline import InferencePipeline
 
 SCORING_STEP = "scored_predictions"
+CHECKS_STEP = "scored_predictions_checks"
 CHECKS = ("no_lookahead", "parity", "throughput")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the event log keeps every event
 
@@ -51,6 +54,7 @@ def checks_cost(pipeline: InferencePipeline, scratch: Path, days: int, symbols: 
     everything = [*definitions.assets, *definitions.asset_checks]
     first, last = SCORING_START, SCORING_START + timedelta(days=days - 1)
     steps: dict[str, float] = {}
+    checks = dict.fromkeys(CHECKS, 0.0)
     load_before = load_average()
     with dg.instance_for_test() as instance:
         for horizons in _contiguous(pipeline.config.horizons):
@@ -59,17 +63,19 @@ def checks_cost(pipeline: InferencePipeline, scratch: Path, days: int, symbols: 
                                     resources=resources, tags=tags, run_config=QUIET, raise_on_error=True)
             for step, seconds in _step_seconds(instance, result.run_id).items():
                 steps[step] = steps.get(step, 0.0) + seconds
+            for name, seconds in _seconds_by_check(instance, result.run_id).items():
+                checks[name] += seconds
     shutil.rmtree(root, ignore_errors=True)
-    scoring = steps.pop(SCORING_STEP)
-    checks = {name: round(steps[f"{SCORING_STEP}_{name}"], 3) for name in CHECKS}
+    scoring, checks_step = steps[SCORING_STEP], steps[CHECKS_STEP]
     return {
         "dates": days,
         "horizons": list(pipeline.config.horizons),
         "partitions": days * len(pipeline.config.horizons),
         "bars_per_date": symbols * BARS_PER_DAY,
         "scoring_seconds": round(scoring, 3),
-        "check_seconds": checks,
-        "checks_over_scoring": round(sum(checks.values()) / scoring, 3),
+        "checks_seconds": round(checks_step, 3),
+        "check_seconds": {name: round(seconds, 3) for name, seconds in checks.items()},
+        "checks_over_scoring": round(checks_step / scoring, 3),
         "load_1min_before": load_before[0],
         "load_1min_after": load_average()[0],
     }
@@ -97,4 +103,24 @@ def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]
             started[event.step_key] = entry.timestamp
         elif event.event_type_value == "STEP_SUCCESS":
             seconds[event.step_key] = entry.timestamp - started[event.step_key]
+    return seconds
+
+
+def _seconds_by_check(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """The checks' step time before each evaluation event, summed by check (the time after the
+    last evaluation, the step's outputs and success, goes to that last check)."""
+    seconds = dict.fromkeys(CHECKS, 0.0)
+    since, last = None, None
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key != CHECKS_STEP:
+            continue
+        if event.event_type_value == "STEP_START":
+            since = entry.timestamp
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            last = event.event_specific_data.check_name
+            seconds[last] += entry.timestamp - since
+            since = entry.timestamp
+        elif event.event_type_value == "STEP_SUCCESS" and last is not None:
+            seconds[last] += entry.timestamp - since
     return seconds

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import report, run
 
 
@@ -34,6 +36,7 @@ def test_benchmark_run_reports_every_section_on_a_tiny_bundle(tiny_bundle, tmp_p
     assert checks["partitions"] == 4 and checks["scoring_seconds"] > 0  # 2 dates x horizons 10, 20
     assert set(checks["check_seconds"]) == {"no_lookahead", "parity", "throughput"}
     assert all(seconds > 0 for seconds in checks["check_seconds"].values())
+    assert sum(checks["check_seconds"].values()) == pytest.approx(checks["checks_seconds"], abs=0.01)
     assert result["headline"]["checks_ratio"] == checks["checks_over_scoring"] > 0
     assert all(saved["imports"][name]["median_s"] > 0 for name in ("import pipeline_core.pipeline", "inference-pipeline --help"))
     assert len(saved["load_average"]["start"]) == 3

@@ -1,15 +1,19 @@
 """Checks on every scored partition: no lookahead, parity with the native models, throughput.
 
+The three run in one step, `scored_predictions_checks`, which reads each date of the run
+once (bars, stored predictions, bundle) for all of them; a job may select any subset.
 `no_lookahead` and `parity` are blocking: an ERROR on any partition of the run fails the
-check step, so assets downstream of `scored_predictions` do not run. `throughput` only
-warns. Each check records one evaluation per partition of the run (a backfill run covers
-many), with the observed value and the threshold in its metadata.
+step, so assets downstream of `scored_predictions` do not run. `throughput` only warns.
+Each check records one evaluation per partition of the run (a backfill run covers many),
+with the observed value and the threshold in its metadata.
 """
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
-from functools import lru_cache
+from functools import cached_property
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -36,137 +40,149 @@ class Outcome:
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
 
 
-@dg.asset_check(
-    asset=scored_predictions,
-    blocking=True,
-    partitions_def=scoring_partitions,
-    description="Predictions at sampled bars do not change when every later bar is removed.",
-)
-def no_lookahead(
-    context: dg.AssetCheckExecutionContext,
-    data_lake: DataLakeResource,
-    bundles: BundleStoreResource,
-    scoring_checks: ScoringChecksResource,
-) -> Iterator:
-    pipeline = bundles.pipeline_for_run(context)
-    bars = _bars_reader(pipeline, data_lake)
-    horizons_of = _horizons_by_day(context.partition_keys)
+def _spec(name: str, description: str, blocking: bool) -> dg.AssetCheckSpec:
+    # A partitioned check spec warns "preview"; it is the partitioned check that
+    # `@asset_check(partitions_def=...)` builds without a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(name, asset=scored_predictions, description=description, blocking=blocking,
+                                 partitions_def=scoring_partitions)
 
-    @lru_cache(maxsize=None)  # a few small results per date, whatever the order of the keys
-    def audits(day: date) -> dict:
-        # One set of cut runs per date checks every horizon of that date in the run; the
-        # cut points are drawn among the rows the run stored, so the date is not scored again.
-        stored = {h: pl.read_parquet(path) for h in horizons_of[day]
-                  if (path := predictions_file(data_lake.predictions_dir, day, h)).is_file()}
-        if not stored:
+
+CHECK_SPECS = (
+    _spec("no_lookahead", "Predictions at sampled bars do not change when every later bar is removed.", True),
+    _spec("parity", "Each base model's probabilities through the pipeline equal its native library's, and the "
+          "stored file holds what the run's pinned bundle gives its sampled bars.", True),
+    _spec("throughput", "Scoring ran at or above the configured rows/s floor (WARN below it).", False),
+)
+
+
+class _Date:
+    """What the checks read of one date of the run, each at most once: its bars with the
+    bundle's lookback, the stored predictions of its horizons in the run, the lookahead
+    audit of all those horizons, and the parity sample's model inputs."""
+
+    def __init__(self, day: date, horizons: list[int], pipeline, data_lake: DataLakeResource,
+                 settings: ScoringChecksResource) -> None:
+        self.day, self.horizons, self.pipeline = day, horizons, pipeline
+        self.data_lake, self.settings = data_lake, settings
+
+    def path(self, horizon: int) -> Path:
+        return predictions_file(self.data_lake.predictions_dir, self.day, horizon)
+
+    @cached_property
+    def bars(self) -> pl.DataFrame:
+        return partition_bars(self.pipeline, self.data_lake.ohlcv_dir, self.day)
+
+    @cached_property
+    def stored(self) -> dict[int, pl.DataFrame]:
+        return {h: pl.read_parquet(self.path(h)) for h in self.horizons if self.path(h).is_file()}
+
+    @cached_property
+    def audits(self) -> dict:
+        # One set of cut runs checks every horizon of the date; the cut points are drawn among
+        # the rows the run stored, so the date is not scored again.
+        if not self.stored:
             return {}
-        frame = bars(day)
         return audit_pipeline_lookahead_by_horizon(
-            pipeline, frame, list(stored), n_samples=_cut_points(frame, day, scoring_checks),
-            seed=scoring_checks.seed, scored=stored,
+            self.pipeline, self.bars, list(self.stored), n_samples=_cut_points(self.bars, self.day, self.settings),
+            seed=self.settings.seed, scored=self.stored,
         )
 
-    def evaluate(partition: ScoringPartition, record) -> Outcome:
-        audit = audits(partition.day).get(partition.horizon)
-        if audit is None:
-            path = predictions_file(data_lake.predictions_dir, partition.day, partition.horizon)
-            return Outcome(False, f"{partition.key} has no predictions file at {path}.")
-        metadata = {"bars_checked": audit.n_checked, "cut_points": audit.n_cuts, "violations": len(audit.violations)}
-        if not audit.passed:
-            shown = audit.to_frame().head(MAX_SHOWN).to_dicts()
-            metadata["first_violations"] = dg.MetadataValue.md(markdown.table(shown))
-        return Outcome(audit.passed, audit.summary(), metadata)
-
-    yield from _per_partition(context, evaluate)
+    @cached_property
+    def parity_inputs(self):
+        # The same sampled rows for every horizon of the date: validated and featurized once.
+        sample = _sample(self.bars, self.pipeline.required_lookback, self.settings.parity_samples)
+        return self.pipeline.model_inputs(sample)
 
 
-@dg.asset_check(
-    asset=scored_predictions,
-    blocking=True,
-    partitions_def=scoring_partitions,
-    description="Each base model's probabilities through the pipeline equal its native library's, and the stored "
-    "file holds what the run's pinned bundle gives its sampled bars.",
+def _no_lookahead(data: _Date, partition: ScoringPartition, record) -> Outcome:
+    audit = data.audits.get(partition.horizon)
+    if audit is None:
+        return Outcome(False, f"{partition.key} has no predictions file at {data.path(partition.horizon)}.")
+    metadata = {"bars_checked": audit.n_checked, "cut_points": audit.n_cuts, "violations": len(audit.violations)}
+    if not audit.passed:
+        shown = audit.to_frame().head(MAX_SHOWN).to_dicts()
+        metadata["first_violations"] = dg.MetadataValue.md(markdown.table(shown))
+    return Outcome(audit.passed, audit.summary(), metadata)
+
+
+def _parity(data: _Date, partition: ScoringPartition, record) -> Outcome:
+    stored_frame = data.stored.get(partition.horizon)
+    if stored_frame is None:
+        return Outcome(False, f"{partition.key} has no predictions file at {data.path(partition.horizon)}.")
+    pipeline, inputs, tolerance = data.pipeline, data.parity_inputs, data.settings.parity_tolerance
+    native = check_native_parity(pipeline, None, partition.horizon, inputs=inputs)
+    stored = check_stored_predictions(pipeline, partition.horizon, inputs, partition.day, stored_frame)
+    result = replace(native, checks=(*native.checks, stored))
+    diffs = result.max_abs_diff
+    passed = bool(diffs) and max(diffs.values()) <= tolerance
+    metadata = {
+        "rows_compared": result.n_rows,
+        "max_abs_diff": max(diffs.values(), default=float("nan")),
+        "tolerance": tolerance,
+        **{f"max_abs_diff {name}": value for name, value in diffs.items()},
+    }
+    return Outcome(passed, result.summary(), metadata)
+
+
+def _throughput(data: _Date, partition: ScoringPartition, record) -> Outcome:
+    floor = data.settings.throughput_floor
+    observed = record.asset_materialization.metadata["rows_per_s"].value if record else None
+    if observed is None:
+        return Outcome(False, f"{partition.key} has no materialization with rows_per_s to check.",
+                       {"floor_rows_per_s": floor}, dg.AssetCheckSeverity.WARN)
+    passed = observed >= floor
+    verdict = "at or above" if passed else "below"
+    return Outcome(passed, f"{observed:,.0f} rows/s is {verdict} the floor of {floor:,} rows/s.",
+                   {"rows_per_s": observed, "floor_rows_per_s": floor}, dg.AssetCheckSeverity.WARN)
+
+
+EVALUATORS: dict[str, Callable[[_Date, ScoringPartition, object], Outcome]] = {
+    "no_lookahead": _no_lookahead, "parity": _parity, "throughput": _throughput,
+}
+
+
+@dg.multi_asset_check(
+    specs=CHECK_SPECS,
+    can_subset=True,
+    name="scored_predictions_checks",
+    description="The checks of every scored partition of the run, in one step that reads each date once.",
 )
-def parity(
+def scored_predictions_checks(
     context: dg.AssetCheckExecutionContext,
     data_lake: DataLakeResource,
     bundles: BundleStoreResource,
     scoring_checks: ScoringChecksResource,
 ) -> Iterator:
-    pipeline = bundles.pipeline_for_run(context)
-    bars = _bars_reader(pipeline, data_lake)
-    tolerance = scoring_checks.parity_tolerance
-
-    @lru_cache(maxsize=2)
-    def sample_inputs(day: date):
-        # The same sampled rows for every horizon of a date: validated and featurized once.
-        return pipeline.model_inputs(_sample(bars(day), pipeline.required_lookback, scoring_checks.parity_samples))
-
-    def evaluate(partition: ScoringPartition, record) -> Outcome:
-        inputs = sample_inputs(partition.day)
-        path = predictions_file(data_lake.predictions_dir, partition.day, partition.horizon)
-        if not path.is_file():
-            return Outcome(False, f"{partition.key} has no predictions file at {path}.")
-        native = check_native_parity(pipeline, None, partition.horizon, inputs=inputs)
-        stored = check_stored_predictions(pipeline, partition.horizon, inputs, partition.day, pl.read_parquet(path))
-        result = replace(native, checks=(*native.checks, stored))
-        diffs = result.max_abs_diff
-        passed = bool(diffs) and max(diffs.values()) <= tolerance
-        metadata = {
-            "rows_compared": result.n_rows,
-            "max_abs_diff": max(diffs.values(), default=float("nan")),
-            "tolerance": tolerance,
-            **{f"max_abs_diff {name}": value for name, value in diffs.items()},
-        }
-        return Outcome(passed, result.summary(), metadata)
-
-    yield from _per_partition(context, evaluate)
-
-
-@dg.asset_check(
-    asset=scored_predictions,
-    partitions_def=scoring_partitions,
-    description="Scoring ran at or above the configured rows/s floor (WARN below it).",
-)
-def throughput(context: dg.AssetCheckExecutionContext, scoring_checks: ScoringChecksResource) -> Iterator:
-    floor = scoring_checks.throughput_floor
-
-    def evaluate(partition: ScoringPartition, record) -> Outcome:
-        observed = record.asset_materialization.metadata["rows_per_s"].value if record else None
-        if observed is None:
-            return Outcome(False, f"{partition.key} has no materialization with rows_per_s to check.",
-                           {"floor_rows_per_s": floor}, dg.AssetCheckSeverity.WARN)
-        passed = observed >= floor
-        verdict = "at or above" if passed else "below"
-        return Outcome(passed, f"{observed:,.0f} rows/s is {verdict} the floor of {floor:,} rows/s.",
-                       {"rows_per_s": observed, "floor_rows_per_s": floor}, dg.AssetCheckSeverity.WARN)
-
-    yield from _per_partition(context, evaluate)
-
-
-def _per_partition(context: dg.AssetCheckExecutionContext, evaluate: Callable[..., Outcome]) -> Iterator:
-    """One evaluation per partition of the run, then the check step's (empty) output.
-    `evaluate(partition, record)` gets the partition's latest materialization record (or None)."""
-    spec = context.check_specs[0]
+    """One evaluation per selected check and partition of the run, date by date (a
+    backfill run covers many), then the step's (empty) outputs."""
+    specs = [spec for spec in CHECK_SPECS if spec.key in context.selected_asset_check_keys]
+    reads_data = any(spec.name != "throughput" for spec in specs)
+    pipeline = bundles.pipeline_for_run(context) if reads_data else None
     latest = _latest_materializations(context)
-    for key in context.partition_keys:
-        partition = ScoringPartition.from_key(key)
-        record = latest.get(str(partition.key))
-        outcome = evaluate(partition, record)
-        yield dg.AssetCheckEvaluation(
-            asset_key=spec.asset_key,
-            check_name=spec.name,
-            passed=outcome.passed,
-            metadata=outcome.metadata,
-            severity=outcome.severity,
-            description=outcome.description,
-            blocking=spec.blocking,
-            partition=str(partition.key),
-            target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
-                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
-            ) if record else None,
-        )
-    yield dg.Output(None)
+    for day, horizons in _horizons_by_day(context.partition_keys).items():
+        data = _Date(day, horizons, pipeline, data_lake, scoring_checks)
+        for horizon in horizons:
+            partition = ScoringPartition(day, horizon)
+            record = latest.get(str(partition.key))
+            for spec in specs:
+                outcome = EVALUATORS[spec.name](data, partition, record)
+                yield dg.AssetCheckEvaluation(
+                    asset_key=spec.asset_key,
+                    check_name=spec.name,
+                    passed=outcome.passed,
+                    metadata=outcome.metadata,
+                    severity=outcome.severity,
+                    description=outcome.description,
+                    blocking=spec.blocking,
+                    partition=str(partition.key),
+                    target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+                        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+                    ) if record else None,
+                )
+    for spec in specs:
+        yield dg.Output(None, output_name=spec.get_python_identifier())
 
 
 def _latest_materializations(context: dg.AssetCheckExecutionContext) -> dict[str, object]:
@@ -200,11 +216,6 @@ def _horizons_by_day(partition_keys) -> dict[date, list[int]]:
         partition = ScoringPartition.from_key(key)
         by_day.setdefault(partition.day, []).append(partition.horizon)
     return by_day
-
-
-def _bars_reader(pipeline, data_lake: DataLakeResource) -> Callable[[date], pl.DataFrame]:
-    """The bars of a date with the bundle's lookback, read once per date within the step."""
-    return lru_cache(maxsize=2)(lambda day: partition_bars(pipeline, data_lake.ohlcv_dir, day))
 
 
 def _sample(bars: pl.DataFrame, lookback: int, rows: int) -> pl.DataFrame:

@@ -15,7 +15,7 @@ from pipeline_core.bundle import MANIFEST_FILE, BundleStore
 from pipeline_core.errors import BundleError
 
 from inference_assets.defs import resources as resources_module
-from inference_assets.defs.checks import parity
+from inference_assets.defs.checks import scored_predictions_checks
 from inference_assets.defs.partitions import ScoringPartition, range_tags
 from inference_assets.defs.resources import BUNDLE_VERSION_TAG, DataLakeResource, ScoringChecksResource
 from inference_assets.defs.scoring_assets import scored_predictions
@@ -133,7 +133,7 @@ def test_bundle_is_loaded_once_per_process(lab, scored_range):
     result = lab.materialize(dg.AssetSelection.assets("scored_predictions"), partition_key="2024-03-08|10")
     assert result.success
     info = resources_module._load_bundle.cache_info()
-    assert (info.misses, info.hits) == (1, 2)  # the asset loads it, no_lookahead and parity reuse it
+    assert (info.misses, info.hits) == (1, 1)  # the asset loads it, the checks' step reuses it
 
 
 def test_rematerializing_a_partition_replaces_it_with_the_same_content(lab, scored_range):
@@ -194,8 +194,10 @@ def test_parity_judges_the_stored_file_against_the_pinned_bundle(lab, scored_ran
         frame = frame.with_columns(pl.lit("pipeline_v9").alias("bundle_version"))
     try:
         frame.write_parquet(target)
+        parity = dg.AssetCheckKey(scored_predictions.key, "parity")
         job = dg.define_asset_job("parity_only", selection=dg.AssetSelection.checks(parity))  # the asset would rewrite
-        defs = dg.Definitions(assets=[scored_predictions], asset_checks=[parity], jobs=[job], resources=lab.resources)
+        defs = dg.Definitions(assets=[scored_predictions], asset_checks=[scored_predictions_checks], jobs=[job],
+                              resources=lab.resources)
         result = defs.resolve_job_def("parity_only").execute_in_process(
             tags=range_tags(partition, partition), instance=lab.instance, raise_on_error=False
         )

@@ -58,6 +58,6 @@ def test_planted_lookahead_fails_no_lookahead_with_error_and_blocks_downstream(l
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"scored_predictions"}  # downstream_of_scores never ran
     failed_steps = {e.step_key for e in result.get_step_failure_events()}
-    assert "scored_predictions_no_lookahead" in failed_steps
+    assert "scored_predictions_checks" in failed_steps
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert "scored_predictions" in started and "downstream_of_scores" not in started
