@@ -328,9 +328,26 @@ def test_audit_from_stored_predictions_never_rescores_the_whole_frame_and_still_
     monkeypatch.setattr(pipeline, "score_inputs", lambda i, h, at: scored.append(len(at)) or score_inputs(i, h, at))
     from_stored = audit_pipeline_lookahead_by_horizon(pipeline, market, [10, HORIZON], n_samples=12, scored=stored)
     assert max(featurized) < market.height / 2  # only windows around the cut points were read
-    # a reference and a cut run per point, but the last bar: nothing after it to cut away
-    assert len(featurized) == 2 * from_stored[HORIZON].n_cuts - 1
+    cuts = from_stored[HORIZON].n_cuts
+    if name == "lookahead_clean":  # one cut run per point, equal to the stored bars: no reference run
+        assert len(featurized) == cuts
+    else:  # the leak moves the stored bars: reference runs, but none at the last bar (nothing after it)
+        assert cuts < len(featurized) <= 2 * cuts - 1
     assert max(scored) <= 2  # the models ran on the bars at the cut point only (two symbols)
     for horizon, result in from_stored.items():
         assert result.passed is rescored[horizon].passed is (name == "lookahead_clean"), result.summary()
         assert (result.n_cuts, result.n_checked) == (rescored[horizon].n_cuts, rescored[horizon].n_checked)
+
+
+def test_stored_predictions_that_differ_cost_reference_runs_not_false_violations(market, monkeypatch):
+    """A stored file whose confidences are not the pipeline's own: each cut point's reference
+    run decides, and the clean pipeline passes."""
+    config = InferenceConfig(model_names=["xgboost"], horizons=[HORIZON], feature_set="lookahead_clean")
+    pipeline = train_pipeline(market, config, TINY_XGBOOST)
+    stored = pipeline.predict(market, horizon=HORIZON).to_frame().with_columns(pl.col("confidence") - 1e-12)
+    featurized = []
+    model_inputs = pipeline.model_inputs
+    monkeypatch.setattr(pipeline, "model_inputs", lambda data: featurized.append(len(data)) or model_inputs(data))
+    result = audit_pipeline_lookahead_by_horizon(pipeline, market, [HORIZON], n_samples=6, scored={HORIZON: stored})
+    assert result[HORIZON].passed, result[HORIZON].summary()
+    assert len(featurized) == 2 * result[HORIZON].n_cuts - 1  # the last bar's cut run is its reference run

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 
 from pipeline_core.batch import partition_bars
@@ -79,14 +80,26 @@ class _Date:
         return {h: pl.read_parquet(self.path(h)) for h in self.horizons if self.path(h).is_file()}
 
     @cached_property
+    def audited_symbols(self) -> list[str]:
+        """All the date's symbols, or `lookahead_symbols` of them drawn with the seed and the date."""
+        symbols = self.bars["symbol"].unique().sort().to_list()
+        wanted = max(self.settings.lookahead_symbols, 1)
+        if len(symbols) <= wanted:
+            return symbols
+        rng = np.random.default_rng([self.settings.seed, self.day.toordinal()])
+        return sorted(rng.choice(symbols, size=wanted, replace=False).tolist())
+
+    @cached_property
     def audits(self) -> dict:
         # One set of cut runs checks every horizon of the date; the cut points are drawn among
         # the rows the run stored, so the date is not scored again.
         if not self.stored:
             return {}
+        audited = pl.col("symbol").is_in(self.audited_symbols)
+        bars = self.bars.filter(audited)
         return audit_pipeline_lookahead_by_horizon(
-            self.pipeline, self.bars, list(self.stored), n_samples=_cut_points(self.bars, self.day, self.settings),
-            seed=self.settings.seed, scored=self.stored,
+            self.pipeline, bars, list(self.stored), n_samples=_cut_points(bars, self.day, self.settings),
+            seed=self.settings.seed, scored={h: frame.filter(audited) for h, frame in self.stored.items()},
         )
 
     @cached_property
@@ -100,7 +113,8 @@ def _no_lookahead(data: _Date, partition: ScoringPartition, record) -> Outcome:
     audit = data.audits.get(partition.horizon)
     if audit is None:
         return Outcome(False, f"{partition.key} has no predictions file at {data.path(partition.horizon)}.")
-    metadata = {"bars_checked": audit.n_checked, "cut_points": audit.n_cuts, "violations": len(audit.violations)}
+    metadata = {"bars_checked": audit.n_checked, "cut_points": audit.n_cuts, "violations": len(audit.violations),
+                "symbols_audited": len(data.audited_symbols)}
     if not audit.passed:
         shown = audit.to_frame().head(MAX_SHOWN).to_dicts()
         metadata["first_violations"] = dg.MetadataValue.md(markdown.table(shown))

@@ -142,6 +142,12 @@ class ScoringChecksResource(dg.ConfigurableResource):
         description="`no_lookahead` takes one cut point per this many bars of a date (at least 2: the date's "
         "first scorable bar, which exposes any leak, and its last), so the audit's cost follows scoring's.",
     )
+    lookahead_symbols: int = Field(
+        default=50,
+        description="`no_lookahead` audits at most this many symbols of a date, drawn with the seed for each date: "
+        "a cut run reads every audited symbol's window, so on a wide universe the audit would otherwise cost "
+        "several times the scoring; a leak in the features' code shows on every symbol.",
+    )
     parity_samples: int = Field(default=500, description="Rows per partition compared by `parity`.")
     parity_tolerance: float = Field(default=1e-6, description="Max abs probability difference.")
     seed: int = 0

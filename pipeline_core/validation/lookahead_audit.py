@@ -21,11 +21,13 @@ Rows with a null prediction or confidence count as not scored.
 
 Speed: by default each cut run gets the whole prefix up to t. With `max_history=h`
 (e.g. `pipeline.required_lookback`) the cut run starts h bars before t instead. Scoring
-from a different first bar can move the last bits of rolling features, so the cut run is
-then compared with a reference run from the same first bar that extends h bars past t
-(at least one): only the bars after t differ between the two runs. That finds any leak
-reaching up to h bars ahead (and any whole-series leak such as a scaler fit on all
-rows); the default whole-prefix mode also finds leaks reaching further.
+from a different first bar could move the last bits of rolling features, so the cut run
+is first compared with the full run: equal bit for bit, the bars after t changed nothing.
+A bar that differs gets a reference run from the cut's first bar that extends h bars past
+t (at least one), and the cut run is compared with that instead, bit for bit: only the
+bars after t differ between the two. That finds any leak reaching up to h bars ahead (and
+any whole-series leak such as a scaler fit on all rows); the default whole-prefix mode
+also finds leaks reaching further.
 Dependence on history beyond the declared lookback is the warm-up audit's job.
 """
 
@@ -113,10 +115,11 @@ class LookaheadAuditor:
     def audit(self, df: Any, n_samples: int = 50, seed: int = 0, *, full: Any = None) -> LookaheadAuditResult:
         """Compare predictions on data cut just after `n_samples` points with the full run.
 
-        `full`: predictions already made on the whole of `df` (keyed, as `predict_func`
-        returns them), used instead of running it again. With `max_history` only their keys
-        are read (where to cut, and which bars each window run must score); without, their
-        values are compared with the cut runs', so they must be `predict_func`'s own.
+        `full`: `predict_func`'s own predictions on the whole of `df` (keyed, as it returns
+        them), used instead of running it again: the cut points are drawn among them and the
+        cut runs compared with them. With `max_history`, a bar that differs gets a reference
+        run, whose verdict is the one that counts (so a `full` that is not `predict_func`'s
+        own costs reference runs, not false violations).
         """
         self._check_params(n_samples)
         keys = input_keys(df)
@@ -159,18 +162,24 @@ class LookaheadAuditor:
     ) -> list[LookaheadViolation]:
         """Violations at time t (all symbols scored there in the full run)."""
         if self.max_history is None:
-            start, reference, problems = stamps.min(), expected, []
-        else:
-            start, end = timeline.window(t, self.max_history)
-            rows = np.flatnonzero((stamps >= start) & (stamps <= end))
-            reference, error = self._run(take_rows(df, rows), keys[rows], t)
+            rows = np.flatnonzero(stamps <= t)
+            cut, error = self._run(take_rows(df, rows), keys[rows], t)
             if error is not None:
-                return _errored(expected, f"the max_history window run raised: {error}")
-            problems = _unscored(expected, reference, "not scored from max_history bars of history")
-            if end == t:  # no bar after t: the cut run would be the reference run again
-                return problems
+                return _errored(expected, f"predict_func raised on data cut after t: {error}")
+            return compare_rows(expected, cut)
+        start, end = timeline.window(t, self.max_history)
         rows = np.flatnonzero((stamps >= start) & (stamps <= t))
         cut, error = self._run(take_rows(df, rows), keys[rows], t)
+        if error is None and not compare_rows(expected, cut):
+            return []  # what every later bar gave is what none gives, from less history
+        # The reference run, from the same first bar to bars past t, settles it bit for bit.
+        reference, reference_error = cut, error
+        if end > t:
+            rows = np.flatnonzero((stamps >= start) & (stamps <= end))
+            reference, reference_error = self._run(take_rows(df, rows), keys[rows], t)
+        if reference_error is not None:
+            return _errored(expected, f"the max_history window run raised: {reference_error}")
+        problems = _unscored(expected, reference, "not scored from max_history bars of history")
         if error is not None:
             return problems + _errored(reference, f"predict_func raised on data cut after t: {error}")
         return problems + compare_rows(reference, cut)
@@ -312,7 +321,7 @@ def audit_pipeline_lookahead_by_horizon(
     `scored` (horizon -> predictions of bars of `df` already made, e.g. the stored
     partition files, with timestamp, symbol, prediction and confidence) replaces the full
     run, which otherwise costs as much as scoring `df` again: the cut points are drawn
-    among its rows. Without `full_prefix` only its keys are read (see `LookaheadAuditor.audit`).
+    among its rows and the cut runs compared with them (see `LookaheadAuditor.audit`).
     """
     horizons = [int(h) for h in horizons]
     history = None if full_prefix else pipeline.required_lookback

@@ -15,6 +15,7 @@ from pipeline_core.training import TrainOptions, train_pipeline
 
 from inference_assets.definitions import defs
 from inference_assets.defs.partitions import scoring_partitions
+from inference_assets.defs.resources import ScoringChecksResource
 
 pytestmark = pytest.mark.xdist_group("dagster")
 
@@ -61,3 +62,13 @@ def test_planted_lookahead_fails_no_lookahead_with_error_and_blocks_downstream(l
     assert "scored_predictions_checks" in failed_steps
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert "scored_predictions" in started and "downstream_of_scores" not in started
+
+
+def test_a_date_audited_on_a_sample_of_its_symbols_still_fails_the_leak(leaky_lab):
+    checks = ScoringChecksResource(throughput_floor=1, lookahead_samples=6, parity_samples=120, lookahead_symbols=1)
+    result = leaky_lab.materialize(
+        dg.AssetSelection.assets("scored_predictions"), partition_key=PARTITION, resources={"scoring_checks": checks}
+    )
+    (lookahead,) = [e for e in check_evaluations(result) if e.check_name == "no_lookahead"]
+    assert not lookahead.passed and lookahead.metadata["violations"].value > 0
+    assert lookahead.metadata["symbols_audited"].value == 1 < TINY_MARKET.symbols
