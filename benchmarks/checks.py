@@ -61,9 +61,10 @@ def checks_cost(pipeline: InferencePipeline, scratch: Path, days: int, symbols: 
             tags = range_tags(ScoringPartition(first, horizons[0]), ScoringPartition(last, horizons[-1]))
             result = dg.materialize(everything, selection=dg.AssetSelection.assets(SCORING_STEP), instance=instance,
                                     resources=resources, tags=tags, run_config=QUIET, raise_on_error=True)
-            for step, seconds in _step_seconds(instance, result.run_id).items():
+            logs = instance.all_logs(result.run_id)
+            for step, seconds in _step_seconds(logs).items():
                 steps[step] = steps.get(step, 0.0) + seconds
-            for name, seconds in _seconds_by_check(instance, result.run_id).items():
+            for name, seconds in _seconds_by_check(logs).items():
                 checks[name] += seconds
     shutil.rmtree(root, ignore_errors=True)
     scoring, checks_step = steps[SCORING_STEP], steps[CHECKS_STEP]
@@ -92,10 +93,10 @@ def _contiguous(horizons) -> list[list[int]]:
     return blocks
 
 
-def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+def _step_seconds(logs) -> dict[str, float]:
     started: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    for entry in instance.all_logs(run_id):
+    for entry in logs:
         event = entry.dagster_event
         if event is None or event.step_key is None:
             continue
@@ -106,12 +107,12 @@ def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]
     return seconds
 
 
-def _seconds_by_check(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+def _seconds_by_check(logs) -> dict[str, float]:
     """The checks' step time before each evaluation event, summed by check (the time after the
     last evaluation, the step's outputs and success, goes to that last check)."""
     seconds = dict.fromkeys(CHECKS, 0.0)
     since, last = None, None
-    for entry in instance.all_logs(run_id):
+    for entry in logs:
         event = entry.dagster_event
         if event is None or event.step_key != CHECKS_STEP:
             continue

@@ -84,10 +84,10 @@ class ModelInputs:
     def sequences(self, positions: np.ndarray | None = None) -> list[np.ndarray]:
         """(n, sequence_length, n_features) windows ending at the scored rows, as views
         per symbol, or one gathered array for a subset of positions."""
-        length = self.rows.sequence_length
+        length, windows = self.rows.sequence_length, self._windows()
         if positions is not None:
-            return [self._windows()[self.rows.scored[positions] - length + 1]]
-        return [self._windows()[start : end - length + 1] for start, end in self.rows.blocks if end - start >= length]
+            return [windows[self.rows.scored[positions] - length + 1]]
+        return [windows[start : end - length + 1] for start, end in self.rows.blocks if end - start >= length]
 
     def gather(self, model, positions: np.ndarray) -> np.ndarray:
         """A model's input array for a subset of the scored rows (a copy)."""

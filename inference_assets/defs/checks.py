@@ -109,10 +109,14 @@ class _Date:
         return self.pipeline.model_inputs(sample)
 
 
+def _no_file(data: _Date, partition: ScoringPartition) -> Outcome:
+    return Outcome(False, f"{partition.key} has no predictions file at {data.path(partition.horizon)}.")
+
+
 def _no_lookahead(data: _Date, partition: ScoringPartition, record) -> Outcome:
     audit = data.audits.get(partition.horizon)
     if audit is None:
-        return Outcome(False, f"{partition.key} has no predictions file at {data.path(partition.horizon)}.")
+        return _no_file(data, partition)
     metadata = {"bars_checked": audit.n_checked, "cut_points": audit.n_cuts, "violations": len(audit.violations),
                 "symbols_audited": len(data.audited_symbols)}
     if not audit.passed:
@@ -124,7 +128,7 @@ def _no_lookahead(data: _Date, partition: ScoringPartition, record) -> Outcome:
 def _parity(data: _Date, partition: ScoringPartition, record) -> Outcome:
     stored_frame = data.stored.get(partition.horizon)
     if stored_frame is None:
-        return Outcome(False, f"{partition.key} has no predictions file at {data.path(partition.horizon)}.")
+        return _no_file(data, partition)
     pipeline, inputs, tolerance = data.pipeline, data.parity_inputs, data.settings.parity_tolerance
     native = check_native_parity(pipeline, None, partition.horizon, inputs=inputs)
     stored = check_stored_predictions(pipeline, partition.horizon, inputs, partition.day, stored_frame)
