@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.throughput import native_seconds
 from benchmarks.timing import load_average, timed
+from pipeline_core.batch import DICTIONARY_COLUMNS
 from pipeline_core.data import validate_ohlcv
 from pipeline_core.features import compute_features
 from pipeline_core.inputs import featurize
@@ -108,6 +109,6 @@ def _write(frames: list[pl.DataFrame], target: Path) -> None:
     writer = None
     for frame in frames:
         table = frame.to_arrow()
-        writer = writer or pq.ParquetWriter(target, table.schema)
+        writer = writer or pq.ParquetWriter(target, table.schema, use_dictionary=DICTIONARY_COLUMNS)
         writer.write_table(table)
     writer.close()

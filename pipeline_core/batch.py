@@ -30,6 +30,9 @@ from pipeline_core.constants import CLASS_NAMES, CLASSES
 from pipeline_core.pipeline import InferencePipeline
 
 Progress = Callable[[int], None]  # called with the number of input rows just consumed
+# Columns with few distinct values. Dictionary-encoding the probabilities too (pyarrow's
+# default) tries and abandons a dictionary per page: it doubled the write time.
+DICTIONARY_COLUMNS = ["symbol", "horizon", "prediction", "bundle_version"]
 
 
 @dataclass
@@ -305,7 +308,7 @@ def _parquet_writer(path: Path) -> Iterator[Callable[[pl.DataFrame], None]]:
             nonlocal writer
             table = frame.to_arrow()
             if writer is None:
-                writer = pq.ParquetWriter(temporary, table.schema)
+                writer = pq.ParquetWriter(temporary, table.schema, use_dictionary=DICTIONARY_COLUMNS)
             writer.write_table(table)
 
         try:

@@ -123,16 +123,17 @@ def featurize(bars: pl.DataFrame, feature_set: FeatureSet, sequence_length: int,
     if has_numpy_kernel(feature_set) and bars.height < SMALL_INPUT_ROWS:
         matrix = ohlcv_v1_matrix(bars, all_blocks)
     else:
-        featured = feature_query(bars, feature_set).select(feature_set.columns).collect()
+        # float32 and C order straight from polars: numpy then gathers rows, not values.
+        featured = feature_query(bars, feature_set).select(pl.col(feature_set.columns).cast(pl.Float32)).collect()
         check_row_count(feature_set, featured.height, bars.height)
-        matrix = featured.to_numpy()
+        matrix = featured.to_numpy(order="c")
     has_features = np.flatnonzero(position >= feature_set.lookback)
     blocks = symbol_blocks(symbols[has_features])
     scored = np.concatenate([np.arange(start + extra, end) for start, end in blocks] or [np.empty(0, np.int64)])
     rows = has_features[scored].astype(np.int64)
     timestamps = bars["timestamp"].to_numpy()  # naive UTC datetime64[us]
     return FeatureRows(
-        raw=matrix[has_features].astype(np.float32),
+        raw=matrix[has_features].astype(np.float32, copy=False),
         blocks=blocks,
         scored=scored,
         rows=rows,

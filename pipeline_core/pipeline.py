@@ -236,15 +236,18 @@ class InferencePipeline:
         return self.score_inputs(inputs, horizon).probabilities[-1]
 
     def score_inputs(
-        self, inputs: ModelInputs, horizon: int, positions: np.ndarray | None = None
+        self, inputs: ModelInputs, horizon: int, positions: np.ndarray | None = None,
+        *, raw: Mapping[str, np.ndarray] | None = None,
     ) -> InferenceResult:
-        """Score prepared inputs (all scored rows, or a subset of them)."""
-        return self._score(inputs, horizon, time.perf_counter(), positions)
+        """Score prepared inputs (all scored rows, or a subset of them). `raw`: the base
+        models' probabilities on those rows (`base_model_probabilities`), if already computed."""
+        return self._score(inputs, horizon, time.perf_counter(), positions, raw)
 
     def _score(
-        self, inputs: ModelInputs, horizon: int, started: float, positions: np.ndarray | None = None
+        self, inputs: ModelInputs, horizon: int, started: float, positions: np.ndarray | None = None,
+        raw: Mapping[str, np.ndarray] | None = None,
     ) -> InferenceResult:
-        raw = self.base_model_probabilities(inputs, horizon, positions)
+        raw = self.base_model_probabilities(inputs, horizon, positions) if raw is None else raw
         calibrated = {
             name: self.calibrators[model_key(name, horizon)].transform(probs)
             if self.config.use_calibration

@@ -68,6 +68,17 @@ def test_predict_scores_several_horizons_from_one_feature_pass(tiny_pipeline, ti
     assert not np.array_equal(results[10].probabilities, results[20].probabilities)
 
 
+def test_score_inputs_combines_given_raw_probabilities_without_running_the_models(tiny_pipeline, tiny_market):
+    inputs = tiny_pipeline.model_inputs(tiny_market)
+    raw = tiny_pipeline.base_model_probabilities(inputs, 20)
+    scored = tiny_pipeline.score_inputs(inputs, 20)
+    np.testing.assert_array_equal(tiny_pipeline.score_inputs(inputs, 20, raw=raw).probabilities, scored.probabilities)
+    # Rows given in reverse come out in reverse: the result is built from `raw`, not from the models.
+    reversed_raw = {name: probabilities[::-1] for name, probabilities in raw.items()}
+    from_reversed = tiny_pipeline.score_inputs(inputs, 20, raw=reversed_raw)
+    np.testing.assert_array_equal(from_reversed.probabilities, scored.probabilities[::-1])
+
+
 def test_predict_refuses_a_horizon_the_bundle_was_not_trained_for(tiny_pipeline, tiny_market):
     with pytest.raises(ConfigError, match=r"Horizon 5 is not in this pipeline: it was trained for \[10, 20\]"):
         tiny_pipeline.predict(tiny_market, horizon=5)

@@ -130,8 +130,9 @@ def _parity(data: _Date, partition: ScoringPartition, record) -> Outcome:
     if stored_frame is None:
         return _no_file(data, partition)
     pipeline, inputs, tolerance = data.pipeline, data.parity_inputs, data.settings.parity_tolerance
-    native = check_native_parity(pipeline, None, partition.horizon, inputs=inputs)
-    stored = check_stored_predictions(pipeline, partition.horizon, inputs, partition.day, stored_frame)
+    raw = pipeline.base_model_probabilities(inputs, partition.horizon)  # one model run for both comparisons
+    native = check_native_parity(pipeline, None, partition.horizon, inputs=inputs, raw=raw)
+    stored = check_stored_predictions(pipeline, partition.horizon, inputs, partition.day, stored_frame, raw=raw)
     result = replace(native, checks=(*native.checks, stored))
     diffs = result.max_abs_diff
     passed = bool(diffs) and max(diffs.values()) <= tolerance

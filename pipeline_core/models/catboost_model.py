@@ -13,6 +13,7 @@ from pipeline_core.constants import N_CLASSES
 from pipeline_core.models.base import BaseDirectionModel, sample_weights, scoring_threads
 
 MODEL_FILE = "model.cbm"
+FORTRAN_BLOCK_ROWS = 8192
 
 
 class CatBoostModel(BaseDirectionModel):
@@ -68,7 +69,7 @@ class CatBoostModel(BaseDirectionModel):
     def _predict_native(self, X: np.ndarray) -> np.ndarray:
         # CatBoost reads a Fortran-ordered float32 array into its Pool about 5x faster than a
         # C-ordered one (0.07 vs 0.5 ms for 100 rows): the copy costs less than it saves.
-        X = np.asfortranarray(X, dtype=np.float32)
+        X = _fortran_float32(X)
         return self.model_.predict_proba(X, thread_count=scoring_threads(len(X), self.params["n_jobs"]))
 
     def _save_native(self, folder: Path) -> None:
@@ -82,3 +83,15 @@ class CatBoostModel(BaseDirectionModel):
         model = cb.CatBoostClassifier(thread_count=self.params["n_jobs"])
         model.load_model(str(folder / MODEL_FILE), format="cbm")
         return model
+
+
+def _fortran_float32(X: np.ndarray) -> np.ndarray:
+    """X as Fortran-ordered float32, copied a block of rows at a time: a tall array
+    transposes in cache that way, 3x faster than `np.asfortranarray` (10 vs 29 ms for
+    250,000 x 31)."""
+    if X.dtype == np.float32 and X.flags.f_contiguous:
+        return X
+    out = np.empty(X.shape, dtype=np.float32, order="F")
+    for start in range(0, len(X), FORTRAN_BLOCK_ROWS):
+        out[start : start + FORTRAN_BLOCK_ROWS] = X[start : start + FORTRAN_BLOCK_ROWS]
+    return out

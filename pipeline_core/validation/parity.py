@@ -140,12 +140,13 @@ def _default_threads(library: str) -> int:
 # ------------------------------------------------------------------------- checks
 
 
-def check_native_parity(pipeline, df: Any, horizon: int, *, inputs=None) -> ParityResult:
+def check_native_parity(pipeline, df: Any, horizon: int, *, inputs=None, raw=None) -> ParityResult:
     """Each base model's raw probabilities through `pipeline` vs its native object called
     directly on the pipeline's own scaled rows / sequences of `df`. Pass `inputs`
-    (`pipeline.model_inputs(df)`) to check several horizons of the same rows (df is then unused)."""
+    (`pipeline.model_inputs(df)`) to check several horizons of the same rows (df is then
+    unused), and `raw` (`pipeline.base_model_probabilities(inputs, horizon)`) if computed."""
     inputs = pipeline.model_inputs(df) if inputs is None else inputs
-    raw = pipeline.base_model_probabilities(inputs, horizon)
+    raw = pipeline.base_model_probabilities(inputs, horizon) if raw is None else raw
     checks = []
     for name in pipeline.config.model_names:
         key = model_key(name, horizon)
@@ -155,11 +156,15 @@ def check_native_parity(pipeline, df: Any, horizon: int, *, inputs=None) -> Pari
     return ParityResult(passed=all(c.passed for c in checks), checks=tuple(checks), n_rows=inputs.n_scored)
 
 
-def check_stored_predictions(pipeline, horizon: int, inputs, day: date, stored: pl.DataFrame) -> ModelParity:
-    """A predictions file as written against `pipeline`'s own scoring of the sampled `inputs`:
-    each sampled bar of `day` must be in the file, from this bundle version, with the same
-    class; the difference of the final probabilities, inf when a row is missing or differs."""
-    expected = pipeline.score_inputs(inputs, horizon).to_frame().filter(pl.col("timestamp").dt.date() == day)
+def check_stored_predictions(
+    pipeline, horizon: int, inputs, day: date, stored: pl.DataFrame, *, raw=None
+) -> ModelParity:
+    """A predictions file as written against `pipeline`'s own scoring of the sampled `inputs`
+    (from the base models' `raw` probabilities, if given): each sampled bar of `day` must be
+    in the file, from this bundle version, with the same class; the difference of the final
+    probabilities, inf when a row is missing or differs."""
+    scored = pipeline.score_inputs(inputs, horizon, raw=raw)
+    expected = scored.to_frame().filter(pl.col("timestamp").dt.date() == day)
     joined = expected.join(stored, on=["symbol", "timestamp"], how="left", suffix="_stored")
     found = joined.drop_nulls("prediction_stored")
     same = (
