@@ -40,6 +40,11 @@ class FeatureRows:
     def n_scored(self) -> int:
         return len(self.scored)
 
+    @property
+    def scores_every_row(self) -> bool:
+        """Every featured row is scored (no sequence models): the scored rows are `raw` itself."""
+        return len(self.scored) == len(self.raw)
+
     def scaled_by(self, scaler) -> ModelInputs:
         return ModelInputs(self, scale(scaler, self.raw))
 
@@ -69,11 +74,14 @@ class ModelInputs:
 
     @property
     def features(self) -> np.ndarray:
-        """Unscaled features of the scored rows (what drift monitoring compares)."""
-        return self.rows.raw[self.rows.scored]
+        """Unscaled features of the scored rows (what drift monitoring compares); read-only."""
+        return _read_only(self.rows.raw) if self.rows.scores_every_row else self.rows.raw[self.rows.scored]
 
     def tabular(self, positions: np.ndarray | None = None) -> np.ndarray:
-        """(n, n_features) scaled rows of the scored rows (or a subset of them)."""
+        """(n, n_features) scaled rows of the scored rows (or a subset of them). Every row
+        scored: a read-only view, not a copy per model and horizon (31 MB per 250k rows)."""
+        if positions is None and self.rows.scores_every_row:
+            return _read_only(self.scaled)
         scored = self.rows.scored if positions is None else self.rows.scored[positions]
         return self.scaled[scored]
 
@@ -142,6 +150,12 @@ def featurize(bars: pl.DataFrame, feature_set: FeatureSet, sequence_length: int,
         symbols=symbols[rows],
         unscored=_leading_rows(bars[["timestamp", "symbol"]], all_blocks, feature_set.lookback + extra),
     )
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    view = values.view()
+    view.flags.writeable = False
+    return view
 
 
 def _leading_rows(frame: pl.DataFrame, blocks: list[tuple[int, int]], count: int) -> pl.DataFrame:

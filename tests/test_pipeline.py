@@ -4,6 +4,7 @@ import polars as pl
 import pytest
 
 from pipeline_core import inputs as inputs_module
+from pipeline_core.data import validate_ohlcv
 from pipeline_core.errors import ConfigError, InsufficientHistoryError
 from pipeline_core.pipeline import InferenceConfig, InferencePipeline
 from pipeline_core.profiles import PROFILES, profile_config
@@ -77,6 +78,26 @@ def test_score_inputs_combines_given_raw_probabilities_without_running_the_model
     reversed_raw = {name: probabilities[::-1] for name, probabilities in raw.items()}
     from_reversed = tiny_pipeline.score_inputs(inputs, 20, raw=reversed_raw)
     np.testing.assert_array_equal(from_reversed.probabilities, scored.probabilities[::-1])
+
+
+def test_tabular_inputs_of_every_scored_row_are_shared_read_only_not_copied(tiny_pipeline, tiny_market):
+    # Without sequence models every featured row is scored, and the models share one array.
+    shape = tiny_pipeline.feature_set, tiny_pipeline.config.sequence_length
+    inputs = inputs_module.featurize(validate_ohlcv(tiny_market), *shape, uses_sequences=False).scaled_by(tiny_pipeline.scaler)
+    assert inputs.rows.scores_every_row
+    for shared in (inputs.tabular(), inputs.features):
+        assert not shared.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            shared[0, 0] = 0.0
+    assert np.shares_memory(inputs.tabular(), inputs.scaled) and np.shares_memory(inputs.features, inputs.rows.raw)
+    subset = inputs.tabular(np.array([0, 2]))  # a subset is gathered: a copy the caller may change
+    np.testing.assert_array_equal(subset, inputs.scaled[[0, 2]])
+    assert subset.flags.writeable and not np.shares_memory(subset, inputs.scaled)
+    # With them, rows without a full window are not scored: their tabular rows are gathered.
+    windowed = tiny_pipeline.model_inputs(tiny_market)
+    assert tiny_pipeline.config.uses_sequences and not windowed.rows.scores_every_row
+    np.testing.assert_array_equal(windowed.tabular(), windowed.scaled[windowed.rows.scored])
+    assert windowed.tabular().flags.writeable
 
 
 def test_predict_refuses_a_horizon_the_bundle_was_not_trained_for(tiny_pipeline, tiny_market):
