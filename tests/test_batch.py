@@ -2,9 +2,10 @@ from datetime import date
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
-from pipeline_core.batch import BatchInference
+from pipeline_core.batch import DICTIONARY_COLUMNS, BatchInference
 from pipeline_core.data import list_partition_dates, write_daily_partitions
 from pipeline_core.errors import DataValidationError
 
@@ -41,6 +42,10 @@ def test_process_file_in_many_chunks_equals_one_predict(tiny_pipeline, tiny_mark
     assert (got["prediction"] == want["prediction"]).mean() > 0.999
     assert result.rows_per_sec > 0 and result.avg_latency_ms > 0
     assert sum(result.class_balance.values()) == pytest.approx(1.0)
+    # Dictionaries only where values repeat: on the probabilities one doubled the write time.
+    columns = pq.ParquetFile(result.output_paths[0]).metadata.row_group(0)
+    dictionary = {columns.column(i).path_in_schema: columns.column(i).has_dictionary_page for i in range(columns.num_columns)}
+    assert dictionary == {column: column in DICTIONARY_COLUMNS for column in OUTPUT_COLUMNS}
 
 
 def test_process_file_reads_csv(tiny_pipeline, tiny_market, tmp_path):

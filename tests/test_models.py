@@ -267,3 +267,13 @@ def test_load_rejects_wrong_family_and_damaged_files(fitted, tmp_path):
         load_model("lightgbm", tmp_path)
     with pytest.raises(BundleError, match="does not exist"):
         load_model("lightgbm", tmp_path / "nowhere")
+
+
+def test_catboost_input_is_a_fortran_float32_copy_made_in_row_blocks():
+    from pipeline_core.models.catboost_model import FORTRAN_BLOCK_ROWS, _fortran_float32
+
+    X = np.random.default_rng(0).standard_normal((2 * FORTRAN_BLOCK_ROWS + 5, 7))  # a short last block
+    copy = _fortran_float32(X)
+    assert copy.flags.f_contiguous and copy.dtype == np.float32
+    np.testing.assert_array_equal(copy, X.astype(np.float32))
+    assert _fortran_float32(copy) is copy  # already in CatBoost's layout: not copied again
