@@ -74,7 +74,8 @@ class ModelInputs:
 
     @property
     def features(self) -> np.ndarray:
-        """Unscaled features of the scored rows (what drift monitoring compares); read-only."""
+        """Unscaled features of the scored rows (what drift monitoring compares): a read-only
+        view when every row is scored, else a copy."""
         return _read_only(self.rows.raw) if self.rows.scores_every_row else self.rows.raw[self.rows.scored]
 
     def tabular(self, positions: np.ndarray | None = None) -> np.ndarray:
